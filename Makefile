@@ -1,0 +1,32 @@
+# Two commands for a fresh machine: `make quickstart` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CUDA build of TensorFlow only when an NVIDIA driver is present; the CPU build is half the size.
+TF_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
+# Cache the compiled ops inside the checkout so test runs are self-contained.
+export SG2TF_CACHE_DIR ?= $(CURDIR)/.build_cache
+export TF_CPP_MIN_LOG_LEVEL ?= 1
+PYTEST_ARGS ?=
+
+.PHONY: venv ops test quickstart bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[$(TF_EXTRA),test]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+ops: venv
+	$(PY) -m sg2tf.custom_ops.build
+
+test: ops
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: ops
+	$(PY) bench/ops.py
+
+clean:
+	rm -rf $(SG2TF_CACHE_DIR) build *.egg-info

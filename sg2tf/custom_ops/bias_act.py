@@ -1,0 +1,195 @@
+"""Fused bias + activation + gain + clamp: `bias_act`.
+
+One public function, its pure-TF reference beside it, and the compiled kernel behind it.
+The activation table below is the single source of truth for both: the kernel receives
+the table index (`ActSpec.index`, mirrored by `enum class Act` in
+cc/kernels/bias_act_kernel.h) and the default alpha/gain come from here.
+
+Gradients of the compiled op are themselves compiled ops (grad=1 for the first
+derivative, grad=2 for the second), so R1 and path-length regularisation can
+differentiate through them. Third derivatives are not supported by impl='custom'.
+"""
+
+import dataclasses
+import math
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from sg2tf.custom_ops import _loader
+from sg2tf.custom_ops import _validate
+
+
+@dataclasses.dataclass(frozen=True)
+class ActSpec:
+  index: int            # Must match enum class Act in cc/kernels/bias_act_kernel.h.
+  ref: Callable         # Pure-TF activation (before gain and clamp): ref(x, alpha).
+  def_alpha: float
+  def_gain: float
+  grad_ref: str         # What the kernel's derivative reads: 'x' (input+bias), 'y' (output) or ''.
+  has_2nd_grad: bool    # Nonzero second derivative: the grad op needs grad=2.
+
+
+_SELU_ALPHA = 1.6732632423543772
+_SELU_SCALE = 1.0507009873554805
+
+activation_funcs = {
+    'linear': ActSpec(0, lambda x, a: x, 0.0, 1.0, '', False),
+    'relu': ActSpec(1, lambda x, a: tf.nn.relu(x), 0.0, math.sqrt(2), 'y', False),
+    'lrelu': ActSpec(2, lambda x, a: tf.nn.leaky_relu(x, alpha=a), 0.2, math.sqrt(2), 'y', False),
+    'tanh': ActSpec(3, lambda x, a: tf.math.tanh(x), 0.0, 1.0, 'y', True),
+    'sigmoid': ActSpec(4, lambda x, a: tf.math.sigmoid(x), 0.0, 1.0, 'y', True),
+    # elu: alpha is the negative saturation value (1 = the usual ELU).
+    'elu': ActSpec(5, lambda x, a: tf.where(x >= 0, x, a * (tf.exp(tf.minimum(x, 0.0)) - 1)),
+                   1.0, 1.0, 'y', True),
+    'selu': ActSpec(6, lambda x, a: tf.nn.selu(x), 0.0, 1.0, 'y', True),
+    'softplus': ActSpec(7, lambda x, a: tf.nn.softplus(x), 0.0, 1.0, 'y', True),
+    'swish': ActSpec(8, lambda x, a: x * tf.math.sigmoid(x), 0.0, 1.0, 'x', True),
+}
+_BY_INDEX = {s.index: s for s in activation_funcs.values()}
+
+
+def bias_act(x, b=None, axis=-1, act='linear', alpha=None, gain=None, clamp=None, impl='auto'):
+  """Adds a bias, applies an activation, scales by a gain and clamps, in one pass.
+
+  `y = clamp(act(x + b, alpha) * gain, -clamp, clamp)`, with the bias broadcast along
+  `axis`.
+
+  Args:
+    x: float tensor of any rank (float32, float16 or bfloat16).
+    b: optional 1-D bias with `x.shape[axis]` elements (same dtype as x).
+    axis: the axis of x that b runs along (default: last, channels in NHWC).
+    act: one of `activation_funcs`: linear, relu, lrelu, tanh, sigmoid, elu, selu,
+      softplus, swish.
+    alpha: activation parameter (lrelu slope, default 0.2; elu saturation, default 1).
+    gain: scale after the activation (default: the table's, sqrt(2) for relu/lrelu).
+    clamp: if not None, clamp the output to [-clamp, clamp] (>= 0).
+    impl: 'auto' (compiled op if it loads, else reference), 'custom' or 'ref'.
+  Returns:
+    A tensor with the shape and dtype of x.
+  """
+  x = _validate.float_tensor(x, 'bias_act', 'x')
+  spec = activation_funcs.get(act)
+  if spec is None:
+    raise ValueError(f'bias_act: unknown act={act!r}; choose one of {sorted(activation_funcs)}')
+  rank = x.shape.rank
+  if rank is None:
+    raise ValueError('bias_act: x must have a known rank')
+  if not -rank <= axis < max(rank, 1):
+    raise _validate.invalid(
+        f'bias_act: axis={axis} is out of range for x of rank {rank}')
+  axis = axis % rank if rank else 0
+  if b is not None:
+    b = tf.convert_to_tensor(b)
+    if not b.dtype.is_floating:
+      raise _validate.invalid(f'bias_act: b must be a float tensor, got {b.dtype.name}')
+    b = tf.cast(b, x.dtype)
+    if b.shape.rank != 1:
+      raise _validate.invalid(f'bias_act: b must be 1-D, got shape {b.shape}')
+    if b.shape[0] is not None and x.shape[axis] is not None and b.shape[0] != x.shape[axis]:
+      raise _validate.invalid(
+          f'bias_act: b has {b.shape[0]} elements but x.shape[{axis}] = {x.shape[axis]}')
+  alpha = float(spec.def_alpha if alpha is None else alpha)
+  gain = float(spec.def_gain if gain is None else gain)
+  if clamp is not None and not float(clamp) >= 0:
+    raise ValueError(f'bias_act: clamp must be >= 0 or None, got {clamp}')
+  clamp = -1.0 if clamp is None else float(clamp)
+  if _loader.resolve_impl(impl) == 'custom':
+    return _bias_act_custom(x, b, axis, spec, alpha, gain, clamp)
+  return _bias_act_ref(x, b, axis, spec, alpha, gain, clamp)
+
+
+def _bias_act_ref(x, b, axis, spec, alpha, gain, clamp):
+  """Plain TF ops; float16/bfloat16 are computed in float32 like the kernel does."""
+  dtype = x.dtype
+  if dtype != tf.float32:
+    x = tf.cast(x, tf.float32)
+  if b is not None:
+    shape = [-1 if i == axis else 1 for i in range(x.shape.rank)]
+    x = x + tf.reshape(tf.cast(b, x.dtype), shape)
+  x = spec.ref(x, alpha)
+  if gain != 1:
+    x = x * gain
+  if clamp >= 0:
+    x = tf.clip_by_value(x, -clamp, clamp)
+  return tf.cast(x, dtype)
+
+
+def _empty(dtype):
+  return tf.zeros([0], dtype=dtype)
+
+
+def _call(x, b, xref, yref, dy, spec, grad, axis, alpha, gain, clamp):
+  lib = _loader.get_library()
+  return lib.sg2tf_bias_act(x, b, xref, yref, dy, act=spec.index, grad=grad, axis=axis,
+                            alpha=alpha, gain=gain, clamp=clamp)
+
+
+def _bias_act_custom(x, b, axis, spec, alpha, gain, clamp):
+  b = _empty(x.dtype) if b is None else b
+  e = _empty(x.dtype)
+  return _call(x, b, e, e, e, spec, 0, axis, alpha, gain, clamp)
+
+
+def _reduce_to_bias(dx, axis):
+  return tf.reduce_sum(dx, axis=[i for i in range(dx.shape.rank) if i != axis])
+
+
+@tf.RegisterGradient('Sg2tfBiasAct')
+def _bias_act_grad(op, grad_out):
+  """Gradient of every grad mode of the op, expressed with the op itself."""
+  x, b, xref, yref, dy = op.inputs
+  spec = _BY_INDEX[op.get_attr('act')]
+  mode = op.get_attr('grad')
+  axis = op.get_attr('axis')
+  alpha, gain, clamp = op.get_attr('alpha'), op.get_attr('gain'), op.get_attr('clamp')
+  e = _empty(x.dtype)
+  has_bias = b.shape[0] != 0
+  if mode == 0:
+    # The first-derivative op reads x (+b) or y; x is also kept when a second derivative
+    # exists, because the gradient of the grad op is taken with respect to x.
+    xr = x if (spec.grad_ref == 'x' or spec.has_2nd_grad) else e
+    yr = op.outputs[0] if (spec.grad_ref == 'y' or clamp >= 0) else e
+    dx = _call(grad_out, b, xr, yr, e, spec, 1, axis, alpha, gain, clamp)
+    db = _reduce_to_bias(dx, axis) if has_bias else None
+    return dx, db, None, None, None
+  if mode == 1:
+    # out = dy * act'(x + b); x stands for dy here.
+    d_dy = _call(grad_out, b, xref, yref, e, spec, 1, axis, alpha, gain, clamp)
+    d_xref, d_b = None, None
+    if spec.has_2nd_grad:
+      d_xref = _call(grad_out, b, xref, yref, x, spec, 2, axis, alpha, gain, clamp)
+      d_b = _reduce_to_bias(d_xref, axis) if has_bias else None
+    # yref is a cached function of xref: its influence is already inside d_xref.
+    return d_dy, d_b, d_xref, None, None
+  raise NotImplementedError(
+      'bias_act(impl="custom") supports first and second derivatives only; '
+      'use impl="ref" for third-order derivatives.')
+
+
+def np_bias_act(x, b=None, axis=-1, act='linear', alpha=None, gain=None, clamp=None):
+  """NumPy float64 reference used by tests (independent of TF)."""
+  spec = activation_funcs[act]
+  alpha = spec.def_alpha if alpha is None else alpha
+  gain = spec.def_gain if gain is None else gain
+  x = np.asarray(x, np.float64)
+  if b is not None:
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    x = x + np.asarray(b, np.float64).reshape(shape)
+  fn = {
+      'linear': lambda v: v,
+      'relu': lambda v: np.maximum(v, 0),
+      'lrelu': lambda v: np.where(v > 0, v, v * alpha),
+      'tanh': np.tanh,
+      'sigmoid': lambda v: 1 / (1 + np.exp(-v)),
+      'elu': lambda v: np.where(v >= 0, v, alpha * np.expm1(np.minimum(v, 0))),
+      'selu': lambda v: _SELU_SCALE * np.where(v > 0, v, _SELU_ALPHA * np.expm1(np.minimum(v, 0))),
+      'softplus': lambda v: np.logaddexp(0, v),
+      'swish': lambda v: v / (1 + np.exp(-v)),
+  }[act]
+  y = fn(x) * gain
+  if clamp is not None:
+    y = np.clip(y, -clamp, clamp)
+  return y
