@@ -69,14 +69,16 @@ using ParallelForFn = std::function<void(int64_t total, int64_t cost_per_unit,
 
 // CPU implementation on raw host pointers. T: float, Eigen::half or Eigen::bfloat16
 // (instantiated in bias_act_kernel.cc). b, xref, yref, dy may be null when absent (see the
-// has_* flags). y may alias x (in-place).
+// has_* flags). y may alias x (in-place). Returns false, writing nothing, when p is
+// inconsistent (act/grad out of range, or a ref the mode needs is absent).
 template <typename T>
-void BiasActCpu(const BiasActParams& p, const T* x, const T* b, const T* xref, const T* yref,
+bool BiasActCpu(const BiasActParams& p, const T* x, const T* b, const T* xref, const T* yref,
                 const T* dy, T* y, const ParallelForFn& parallel_for);
 
 #if defined(__CUDACC__) || GOOGLE_CUDA
 // CUDA launcher on raw device pointers; T: float, __half or __nv_bfloat16. Returns the launch
-// error (cudaSuccess when the kernel was queued, or when size == 0).
+// error (cudaSuccess when the kernel was queued, or when size == 0), or cudaErrorInvalidValue
+// for inconsistent p (as BiasActCpu). The kernel is asynchronous on `stream`.
 template <typename T>
 cudaError_t LaunchBiasAct(const BiasActParams& p, const T* x, const T* b, const T* xref,
                           const T* yref, const T* dy, T* y, cudaStream_t stream);

@@ -24,6 +24,7 @@ constexpr float kSeluScale = 1.0507009873554805f;
 // softplus(v) == v in float32 beyond this, and exp(v) would overflow long before.
 constexpr float kSoftplusLinear = 20.f;
 
+// NaN inputs propagate (select conditions are written so that NaN takes the v branch).
 // Per activation: Forward(v) on the pre-activation v = x + b (before gain), and its first
 // and second derivatives D1/D2 written in terms of r, which is the activation output
 // a = yref / gain for ActRef::kY, the pre-activation v = xref + b for ActRef::kX, and
@@ -40,7 +41,7 @@ struct ActMath<Act::kLinear> {
 
 template <>
 struct ActMath<Act::kRelu> {
-  static SG2TF_HD float Forward(float v, float) { return v > 0.f ? v : 0.f; }
+  static SG2TF_HD float Forward(float v, float) { return v < 0.f ? 0.f : v; }
   static SG2TF_HD float D1(float a, float) { return a > 0.f ? 1.f : 0.f; }
   static SG2TF_HD float D2(float, float) { return 0.f; }
 };
@@ -70,7 +71,7 @@ template <>
 struct ActMath<Act::kElu> {
   // alpha is the negative saturation value; min() keeps the unused branch finite.
   static SG2TF_HD float Forward(float v, float alpha) {
-    return v >= 0.f ? v : alpha * expm1f(fminf(v, 0.f));
+    return v < 0.f ? alpha * expm1f(fminf(v, 0.f)) : v;
   }
   static SG2TF_HD float D1(float a, float alpha) { return a >= 0.f ? 1.f : a + alpha; }
   static SG2TF_HD float D2(float a, float alpha) { return a >= 0.f ? 0.f : a + alpha; }
@@ -79,7 +80,7 @@ struct ActMath<Act::kElu> {
 template <>
 struct ActMath<Act::kSelu> {
   static SG2TF_HD float Forward(float v, float) {
-    return v > 0.f ? kSeluScale * v : kSeluScale * kSeluAlpha * expm1f(fminf(v, 0.f));
+    return v <= 0.f ? kSeluScale * kSeluAlpha * expm1f(fminf(v, 0.f)) : kSeluScale * v;
   }
   static SG2TF_HD float D1(float a, float) {
     return a > 0.f ? kSeluScale : a + kSeluScale * kSeluAlpha;
@@ -90,7 +91,7 @@ struct ActMath<Act::kSelu> {
 template <>
 struct ActMath<Act::kSoftplus> {
   static SG2TF_HD float Forward(float v, float) {
-    return v > kSoftplusLinear ? v : log1pf(expf(fminf(v, kSoftplusLinear)));
+    return v > kSoftplusLinear ? v : log1pf(expf(v));
   }
   // sigmoid(v) == 1 - exp(-softplus(v)).
   static SG2TF_HD float D1(float a, float) { return 1.f - expf(-a); }
@@ -118,7 +119,8 @@ struct BiasActScalars {
   float alpha;
   float gain;
   float inv_gain;  // 0 when gain == 0: the result is then 0 rather than NaN.
-  float clamp;     // As given (< 0: none); the gradient mask compares against it.
+  float clamp;     // < 0: none. The gradient mask compares yref against it, so callers
+                   // round it to the storage type (clamped outputs equal T(clamp)).
   float clamp_hi;  // clamp, or +inf when there is none, so clamping needs no branch.
 };
 

@@ -52,25 +52,27 @@ inline bool Upfirdn2dSetDenseParams(Upfirdn2dParams* p) {
 // signal, tap t of output o reads position o*down + t, i.e. upsampled index
 // s + t with s = o*down - p0, which holds an input sample only when (s + t) % up == 0.
 // Those taps are t = t0 + k*up reading input i0 + k for k in [0, count).
-struct Upfirdn2dTaps {
-  int64_t i0, t0, count;
+template <typename I>
+struct Upfirdn2dTapsT {
+  I i0, t0, count;
 };
+using Upfirdn2dTaps = Upfirdn2dTapsT<int64_t>;
 
-SG2TF_HOST_DEVICE inline Upfirdn2dTaps Upfirdn2dAxisTaps(int64_t o, int64_t up, int64_t down,
-                                                         int64_t p0, int64_t in, int64_t taps) {
-  const int64_t s = o * down - p0;
-  int64_t t = (-s) % up;
+// I is int64_t, or int32_t on the GPU when every size involved fits (cheaper division).
+template <typename I>
+SG2TF_HOST_DEVICE inline Upfirdn2dTapsT<I> Upfirdn2dAxisTaps(I o, I up, I down, I p0, I in,
+                                                             I taps) {
+  const I s = o * down - p0;
+  I t = (-s) % up;
   if (t < 0) t += up;
-  int64_t i = (s + t) / up;  // exact: s + t is a multiple of up
-  if (i < 0) {               // taps before the first input sample read padding
+  I i = (s + t) / up;  // exact: s + t is a multiple of up
+  if (i < 0) {         // taps before the first input sample read padding
     t += -i * up;
     i = 0;
   }
-  int64_t count = 0;
-  if (t < taps && i < in) {
-    count = (taps - t + up - 1) / up;
-    if (count > in - i) count = in - i;
-  }
+  if (t >= taps || i >= in) return {0, 0, 0};  // every tap reads padding
+  I count = (taps - t + up - 1) / up;
+  if (count > in - i) count = in - i;
   return {i, t, count};
 }
 

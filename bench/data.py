@@ -1,0 +1,152 @@
+"""Dataset tool and input pipeline throughput: python bench/data.py [--quick].
+
+Measures, at 64x64 and 256x256 (RGB):
+  create_images  create_from_images on a folder of PNGs (decode + pyramid + write), img/s,
+                 wall time of the whole command including worker start-up and hashing;
+  create_npy     create_from_npy on a uint8 array, img/s;
+  read_1         make_dataset(batch 32, mirror_augment, shuffle) -> float32 NHWC, img/s;
+  read_2         the same through distribute() on MirroredStrategy over 2 logical CPU devices.
+Reads also report CPU milliseconds per image, which other processes on a shared machine do
+not distort the way they distort wall-clock rates. Prints a table and writes
+bench/results/data.json. The target is >= 2,000 img/s for read_* at 256x256 on 2 cores: the
+pipeline must never be what limits training.
+"""
+
+import json
+import os
+import pathlib
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# This file is bench/data.py: with bench/ first on sys.path, `import data` would import it
+# instead of the repository's data/ package.
+sys.path[:] = [str(REPO)] + [p for p in sys.path
+                             if pathlib.Path(p or '.').resolve() != REPO / 'bench']
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import PIL.Image  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+# Two logical CPU devices for the 2-replica case; must happen before TensorFlow starts.
+_cpu = tf.config.list_physical_devices('CPU')[0]
+tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+from absl import logging  # pylint: disable=g-import-not-at-top
+from data import create  # pylint: disable=g-import-not-at-top
+from sg2tf import dataset  # pylint: disable=g-import-not-at-top
+
+TARGET = 2000
+BATCH = 32
+
+
+def make_pngs(folder, n, res, rng):
+  """Photo-like PNGs (smooth gradients plus noise, so they compress like real images)."""
+  folder.mkdir(parents=True)
+  yy, xx = np.mgrid[0:res, 0:res] / res
+  for i in range(n):
+    a, b, c = rng.uniform(0, 1, 3)
+    base = np.stack([a * xx + (1 - a) * yy, b * yy, c * (1 - xx)], -1) * 200
+    img = (base + rng.normal(0, 12, base.shape)).clip(0, 255).astype(np.uint8)
+    PIL.Image.fromarray(img).save(folder / f'{i:05d}.png', compress_level=6)
+
+
+def timed(fn):
+  t = time.perf_counter()
+  out = fn()
+  return out, time.perf_counter() - t
+
+
+def _cpu_seconds():
+  r = resource.getrusage(resource.RUSAGE_SELF)
+  return r.ru_utime + r.ru_stime
+
+
+def read_rate(iterator, per_step, min_seconds, warmup=5):
+  """(images/s of wall time, CPU milliseconds per image) over at least min_seconds."""
+  for _ in range(warmup):
+    next(iterator)
+  steps, t, c = 0, time.perf_counter(), _cpu_seconds()
+  while True:
+    next(iterator)
+    steps += 1
+    dt = time.perf_counter() - t
+    if dt >= min_seconds and steps >= 10:
+      return steps * per_step / dt, (_cpu_seconds() - c) * 1e3 / (steps * per_step)
+
+
+def bench_resolution(root, res, n, seconds):
+  rng = np.random.default_rng(res)
+  src = root / f'png{res}'
+  make_pngs(src, n, res, rng)
+  opts = create.Options(shuffle=True)
+  ds_dir, dt = timed(lambda: create.create_from_images(root / f'ds{res}', src, opts))
+  create_images = n / dt
+  arr = rng.integers(0, 256, (n, res, res, 3), dtype=np.uint8)
+  np.save(root / f'a{res}.npy', arr)
+  _, dt = timed(lambda: create.create_from_npy(root / f'npy{res}', root / f'a{res}.npy', opts))
+  create_npy = n / dt
+  shutil.rmtree(root / f'npy{res}')
+
+  ds = dataset.make_dataset(ds_dir, BATCH, mirror_augment=True, seed=0)
+  read_1, cpu_1 = read_rate(iter(ds), BATCH, seconds)
+  strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+  dist = dataset.distribute(strategy, ds_dir, BATCH, mirror_augment=True, seed=0)
+  read_2, cpu_2 = read_rate(iter(dist), BATCH, seconds)
+  shutil.rmtree(ds_dir)
+  shutil.rmtree(src)
+  cores = create.cpu_count()
+  return {'resolution': res, 'images': n, 'create_images_img_s': round(create_images, 1),
+          'create_npy_img_s': round(create_npy, 1), 'read_1_replica_img_s': round(read_1, 1),
+          'read_2_replicas_img_s': round(read_2, 1),
+          'read_1_replica_cpu_ms_per_img': round(cpu_1, 3),
+          'read_2_replicas_cpu_ms_per_img': round(cpu_2, 3),
+          # What the CPU cost allows when the pipeline has every core to itself.
+          'read_1_replica_capacity_img_s': round(cores * 1e3 / cpu_1),
+          'read_2_replicas_capacity_img_s': round(cores * 1e3 / cpu_2)}
+
+
+def main():
+  quick = '--quick' in sys.argv
+  logging.set_verbosity(logging.WARNING)
+  sizes = [(64, 512 if quick else 2048), (256, 128 if quick else 512)]
+  seconds = 2.0 if quick else 6.0
+  load_before = os.getloadavg()
+  root = pathlib.Path(tempfile.mkdtemp(prefix='bench_data_'))
+  try:
+    rows = [bench_resolution(root, res, n, seconds) for res, n in sizes]
+  finally:
+    shutil.rmtree(root, ignore_errors=True)
+  load_after = os.getloadavg()
+  print(f'{"res":>5} {"images":>7} {"create_images":>14} {"create_npy":>11} {"read_1":>8} '
+        f'{"read_2":>8} {"cpu_ms_1":>9} {"cpu_ms_2":>9} {"cap_1":>7} {"cap_2":>7}')
+  for r in rows:
+    print(f'{r["resolution"]:>5} {r["images"]:>7} {r["create_images_img_s"]:>14.0f} '
+          f'{r["create_npy_img_s"]:>11.0f} {r["read_1_replica_img_s"]:>8.0f} '
+          f'{r["read_2_replicas_img_s"]:>8.0f} {r["read_1_replica_cpu_ms_per_img"]:>9.3f} '
+          f'{r["read_2_replicas_cpu_ms_per_img"]:>9.3f} {r["read_1_replica_capacity_img_s"]:>7} '
+          f'{r["read_2_replicas_capacity_img_s"]:>7}')
+  print('img/s of wall time; cpu_ms = CPU milliseconds per image read; cap = cores / cpu_ms, '
+        'the rate with the cores to itself.')
+  top = rows[-1]
+  ok = min(top['read_1_replica_img_s'], top['read_2_replicas_img_s']) >= TARGET
+  print(f'256x256 read target {TARGET} img/s: {"met" if ok else "NOT met"}; load average '
+        f'{load_before[0]:.1f} before, {load_after[0]:.1f} after (other processes share the '
+        f'cores).')
+  out = {'machine': {'cpus': os.cpu_count(), 'platform': platform.platform(),
+                     'tensorflow': tf.__version__,
+                     'loadavg_before': load_before, 'loadavg_after': load_after},
+         'batch': BATCH, 'quick': quick, 'target_read_img_s_256': TARGET, 'target_met': ok,
+         'results': rows}
+  results = REPO / 'bench' / 'results'
+  results.mkdir(parents=True, exist_ok=True)
+  (results / 'data.json').write_text(json.dumps(out, indent=1))
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,375 @@
+"""Import NVIDIA's official StyleGAN2 (TF1) network pickles without TF1 and without dnnlib.
+
+    G, D, G_ema = sg2tf.convert.load_official_pkl('stylegan2-ffhq-config-f.pkl')
+    python -m sg2tf.convert --pkl stylegan2-ffhq-config-f.pkl --out networks/ffhq-f
+
+The pickle is the tuple (G, D, Gs) of `dnnlib.tflib.network.Network`; format and
+conventions: ../shared/fixtures/official_pkl/README.md. It is read with an allow-list
+unpickler: any global outside that list (os.system, builtins.eval, ...) stops loading
+before anything is called. `build_module_src` (code in the pickle) is never executed: the
+networks are rebuilt from `build_func_name`, `static_kwargs` and the variables alone.
+"""
+
+import hashlib
+import os
+import pickle
+
+from absl import logging
+import numpy as np
+
+from sg2tf.custom_ops import activation_funcs
+from sg2tf.networks.discriminator import Discriminator
+from sg2tf.networks.generator import Generator
+
+try:  # numpy >= 2
+  from numpy._core import multiarray as _multiarray  # pylint: disable=g-import-not-at-top
+except ImportError:  # numpy 1.x
+  from numpy.core import multiarray as _multiarray  # pylint: disable=g-import-not-at-top
+
+
+class OfficialPickleError(ValueError):
+  """The file is not an official StyleGAN2 network pickle that sg2tf can import safely."""
+
+
+class _TFNetworkStub:
+  """Passive stand-in for dnnlib.tflib.network.Network: only receives its state dict."""
+
+  def __setstate__(self, state):
+    if not isinstance(state, dict):
+      raise pickle.UnpicklingError('Network state is not a dict')
+    self.__dict__.update(state)
+
+
+# Never add anything that can run code (builtins, os, subprocess, eval, exec, getattr, ...).
+_ALLOWED_GLOBALS = {
+    ('dnnlib.tflib.network', 'Network'): _TFNetworkStub,
+    # pylint: disable=protected-access
+    ('numpy.core.multiarray', '_reconstruct'): _multiarray._reconstruct,
+    ('numpy._core.multiarray', '_reconstruct'): _multiarray._reconstruct,
+    # pylint: enable=protected-access
+    ('numpy.core.multiarray', 'scalar'): _multiarray.scalar,
+    ('numpy._core.multiarray', 'scalar'): _multiarray.scalar,
+    ('numpy', 'ndarray'): np.ndarray,
+    ('numpy', 'dtype'): np.dtype,
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+
+  def find_class(self, module, name):
+    try:
+      return _ALLOWED_GLOBALS[(module, name)]
+    except KeyError:
+      raise pickle.UnpicklingError(f'forbidden global {module}.{name}') from None
+
+  def persistent_load(self, pid):
+    raise pickle.UnpicklingError('persistent ids are not allowed')
+
+
+# Static kwargs the official build functions accept, with their defaults where they shape
+# the network. Kwargs that only affect TF1 graph building are accepted and ignored.
+_MAPPING_DEFAULTS = dict(latent_size=512, label_size=0, dlatent_size=512, dlatent_broadcast=None,
+                         mapping_layers=8, mapping_fmaps=512, mapping_lrmul=0.01,
+                         mapping_nonlinearity='lrelu', normalize_latents=True, dtype='float32')
+_SYNTHESIS_DEFAULTS = dict(dlatent_size=512, num_channels=3, resolution=1024, fmap_base=16 << 10,
+                           fmap_decay=1.0, fmap_min=1, fmap_max=512, randomize_noise=True,
+                           architecture='skip', nonlinearity='lrelu', dtype='float32',
+                           resample_kernel=[1, 3, 3, 1], fused_modconv=True)
+_G_MAIN_DEFAULTS = dict(truncation_psi=0.5, truncation_cutoff=None, truncation_psi_val=None,
+                        truncation_cutoff_val=None, dlatent_avg_beta=0.995, style_mixing_prob=0.9,
+                        is_training=False, is_validation=False, return_dlatents=False,
+                        is_template_graph=False, components=None, mapping_func='G_mapping',
+                        synthesis_func='G_synthesis_stylegan2')
+_D_DEFAULTS = dict(num_channels=3, resolution=1024, label_size=0, fmap_base=16 << 10,
+                   fmap_decay=1.0, fmap_min=1, fmap_max=512, architecture='resnet',
+                   nonlinearity='lrelu', mbstd_group_size=4, mbstd_num_features=1, dtype='float32',
+                   resample_kernel=[1, 3, 3, 1], is_template_graph=False)
+_G_KNOWN = set(_MAPPING_DEFAULTS) | set(_SYNTHESIS_DEFAULTS) | set(_G_MAIN_DEFAULTS)
+
+_SUPPORTED = {'G_main': 'G_main', 'mapping': 'G_mapping', 'synthesis': 'G_synthesis_stylegan2',
+              'D': 'D_stylegan2'}
+
+
+def _fail(path, msg):
+  raise OfficialPickleError(f'{path}: {msg}')
+
+
+def read_pickle(path):
+  """(G, D, Gs) as passive stubs (attributes: name, static_kwargs, components, variables...)."""
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{path}: no such file (expected an official StyleGAN2 .pkl)')
+  try:
+    with open(path, 'rb') as f:
+      obj = _RestrictedUnpickler(f).load()
+  except pickle.UnpicklingError as e:
+    _fail(path, f'refused to load: {e}. Only official StyleGAN2 network pickles (numpy arrays '
+                'and dnnlib.tflib.network.Network objects) can be imported; nothing was executed.')
+  except (EOFError, AttributeError, TypeError, ValueError, IndexError, KeyError, MemoryError) as e:
+    _fail(path, f'not a readable network pickle ({type(e).__name__}: {e})')
+  if not (isinstance(obj, tuple) and len(obj) == 3
+          and all(isinstance(n, _TFNetworkStub) for n in obj)):
+    _fail(path, 'expected the tuple (G, D, Gs) of dnnlib.tflib.network.Network, got '
+                f'{type(obj).__name__}')
+  for net, want in zip(obj, ('G_main', 'D_stylegan2', 'G_main')):
+    _check_stub(path, net, want)
+  for net in (obj[0], obj[2]):
+    comps = net.components
+    if set(comps) != {'mapping', 'synthesis'}:
+      _fail(path, f'network {net.name!r} must have components mapping and synthesis, got '
+                  f'{sorted(comps)}')
+    _check_stub(path, comps['mapping'], _SUPPORTED['mapping'])
+    _check_stub(path, comps['synthesis'], _SUPPORTED['synthesis'])
+  return obj
+
+
+def _check_stub(path, net, build_func_name):
+  for attr, typ in (('name', str), ('static_kwargs', dict), ('components', dict),
+                    ('build_func_name', str), ('variables', list)):
+    if not isinstance(getattr(net, attr, None), typ):
+      _fail(path, f'a Network has no valid {attr!r} ({typ.__name__})')
+  if net.build_func_name != build_func_name:
+    _fail(path, f'network {net.name!r} was built by {net.build_func_name!r}; sg2tf imports '
+                f'{build_func_name!r} here (StyleGAN2 configs e/f and Table 2; progressive-growing '
+                'networks of configs a-d are not supported).')
+  for item in net.variables:
+    if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+      _fail(path, f'network {net.name!r}: variables must be (name, array) pairs')
+    value = item[1]
+    if not isinstance(value, (np.ndarray, np.generic)) or value.dtype.kind != 'f':
+      _fail(path, f'network {net.name!r}: variable {item[0]!r} is not a float array')
+
+
+def flat_vars(net, prefix=''):
+  """{name: float32 array}; sub-network variables prefixed with their component key."""
+  out = {prefix + name: np.asarray(value, dtype=np.float32) for name, value in net.variables}
+  for key, sub in net.components.items():
+    out.update(flat_vars(sub, prefix + key + '/'))
+  return out
+
+
+def _with_defaults(path, who, kwargs, known, defaults):
+  unknown = sorted(set(kwargs) - set(known))
+  if unknown:
+    _fail(path, f'{who}: unknown static kwargs {unknown}; sg2tf knows {sorted(known)}. '
+                'The pickle was written by a different network definition.')
+  out = dict(defaults)
+  out.update(kwargs)
+  return out
+
+
+def _filter(path, who, kernel):
+  if kernel is None:
+    return [1.0, 1.0]  # Official upfirdn helpers: k=None means a box filter of the factor 2.
+  k = np.asarray(kernel, dtype=np.float64)
+  if k.ndim != 1 or k.size == 0:
+    _fail(path, f'{who}: resample_kernel must be a 1-D list, got {kernel!r}')
+  return [float(v) for v in k]
+
+
+def _activation(path, who, name):
+  if name not in activation_funcs:
+    _fail(path, f'{who}: nonlinearity {name!r} is not supported ({sorted(activation_funcs)})')
+  return name
+
+
+def generator_kwargs(path, g_stub):
+  """sg2tf Generator kwargs from G_main + its components' static kwargs."""
+  gk = _with_defaults(path, f'{g_stub.name} (G_main)', g_stub.static_kwargs, _G_KNOWN,
+                      {**_MAPPING_DEFAULTS, **_SYNTHESIS_DEFAULTS, **_G_MAIN_DEFAULTS})
+  if gk['mapping_func'] != 'G_mapping' or gk['synthesis_func'] != 'G_synthesis_stylegan2':
+    _fail(path, f'unsupported mapping_func/synthesis_func {gk["mapping_func"]!r}/'
+                f'{gk["synthesis_func"]!r}')
+  comps = g_stub.components
+  mk = _with_defaults(path, 'G_mapping', comps['mapping'].static_kwargs, _G_KNOWN, gk)
+  sk = _with_defaults(path, 'G_synthesis', comps['synthesis'].static_kwargs, _G_KNOWN, gk)
+  for comp in ('mapping', 'synthesis'):
+    sub = comps[comp].static_kwargs
+    for key in sorted(set(g_stub.static_kwargs) & set(sub)):
+      if g_stub.static_kwargs[key] != sub[key]:
+        _fail(path, f'G and its {comp} component disagree on {key!r}: '
+                    f'{g_stub.static_kwargs[key]!r} vs {sub[key]!r}')
+  if sk['architecture'] not in ('orig', 'skip', 'resnet'):
+    _fail(path, f'G_synthesis: unknown architecture {sk["architecture"]!r}')
+  if mk['dlatent_size'] != sk['dlatent_size']:
+    _fail(path, f'mapping dlatent_size {mk["dlatent_size"]} != synthesis {sk["dlatent_size"]}')
+  if mk['dtype'] != 'float32' or sk['dtype'] != 'float32':
+    logging.warning('%s: network dtype %s; sg2tf computes in float32.', path, sk['dtype'])
+  return dict(
+      z_dim=int(mk['latent_size']), c_dim=int(mk['label_size']), w_dim=int(mk['dlatent_size']),
+      img_resolution=int(sk['resolution']), img_channels=int(sk['num_channels']),
+      mapping_layers=int(mk['mapping_layers']), mapping_dim=int(mk['mapping_fmaps']),
+      mapping_lr_multiplier=float(mk['mapping_lrmul']),
+      mapping_activation=_activation(path, 'G_mapping', mk['mapping_nonlinearity']),
+      normalize_z=bool(mk['normalize_latents']), w_avg_beta=float(gk['dlatent_avg_beta']),
+      architecture=sk['architecture'], fmap_base=int(sk['fmap_base']),
+      fmap_decay=float(sk['fmap_decay']), fmap_min=int(sk['fmap_min']),
+      fmap_max=int(sk['fmap_max']),
+      activation=_activation(path, 'G_synthesis', sk['nonlinearity']),
+      resample_filter=_filter(path, 'G_synthesis', sk['resample_kernel'])), mk['dlatent_broadcast']
+
+
+def discriminator_kwargs(path, d_stub):
+  dk = _with_defaults(path, f'{d_stub.name} (D_stylegan2)', d_stub.static_kwargs, _D_DEFAULTS,
+                      _D_DEFAULTS)
+  if dk['architecture'] not in ('orig', 'skip', 'resnet'):
+    _fail(path, f'D: unknown architecture {dk["architecture"]!r}')
+  return dict(
+      c_dim=int(dk['label_size']), img_resolution=int(dk['resolution']),
+      img_channels=int(dk['num_channels']), architecture=dk['architecture'],
+      fmap_base=int(dk['fmap_base']), fmap_decay=float(dk['fmap_decay']),
+      fmap_min=int(dk['fmap_min']), fmap_max=int(dk['fmap_max']),
+      activation=_activation(path, 'D', dk['nonlinearity']),
+      mbstd_group_size=int(dk['mbstd_group_size']),
+      mbstd_num_features=int(dk['mbstd_num_features']),
+      resample_filter=_filter(path, 'D', dk['resample_kernel']))
+
+
+def _nchw_to_nhwc(v):
+  return np.transpose(v, [0, 2, 3, 1])
+
+
+def _modconv_vars(prefix, lyr):
+  return {f'{prefix}/weight': (lyr.weight, None), f'{prefix}/mod_weight': (lyr.mod_weight, None),
+          f'{prefix}/mod_bias': (lyr.mod_bias, None)}  # mod_bias as stored: +1 at run time.
+
+
+def generator_variable_map(G):
+  """{official flattened name: (sg2tf variable, transform of the official value)}."""
+  ident = None
+  out = {'dlatent_avg': (G.mapping.w_avg, ident)}
+  for i, fc in enumerate(G.mapping.fcs):
+    out[f'mapping/Dense{i}/weight'] = (fc.weight, ident)
+    out[f'mapping/Dense{i}/bias'] = (fc.bias, ident)
+  if G.mapping.c_dim:
+    out['mapping/LabelConcat/weight'] = (G.mapping.embed, ident)
+  for i, lyr in enumerate(G.synthesis.synthesis_layers):
+    out[f'synthesis/noise{i}'] = (lyr.noise_const, _nchw_to_nhwc)
+  for blk in G.synthesis.blocks:
+    scope = f'synthesis/{blk.resolution}x{blk.resolution}'
+    if blk.is_first:
+      out[f'{scope}/Const/const'] = (blk.const.const, _nchw_to_nhwc)
+      convs = [('Conv', blk.conv1)]
+    else:
+      convs = [('Conv0_up', blk.conv0), ('Conv1', blk.conv1)]
+    for name, lyr in convs:
+      out.update(_modconv_vars(f'{scope}/{name}', lyr.conv))
+      out[f'{scope}/{name}/noise_strength'] = (lyr.noise_strength, ident)
+      out[f'{scope}/{name}/bias'] = (lyr.bias, ident)
+    if blk.has_torgb:
+      out.update(_modconv_vars(f'{scope}/ToRGB', blk.torgb.conv))
+      out[f'{scope}/ToRGB/bias'] = (blk.torgb.bias, ident)
+    if blk.architecture == 'resnet' and not blk.is_first:
+      out[f'{scope}/Skip/weight'] = (blk.skip.weight, ident)
+  return out
+
+
+def discriminator_variable_map(D):
+  out = {}
+
+  def conv(name, lyr):
+    out[f'{name}/weight'] = (lyr.weight, None)
+    if lyr.bias is not None:
+      out[f'{name}/bias'] = (lyr.bias, None)
+
+  for blk in D.blocks:
+    scope = f'{blk.resolution}x{blk.resolution}'
+    if blk.has_fromrgb:
+      conv(f'{scope}/FromRGB', blk.fromrgb)
+    conv(f'{scope}/Conv0', blk.conv0)
+    conv(f'{scope}/Conv1_down', blk.conv1)
+    if blk.architecture == 'resnet':
+      conv(f'{scope}/Skip', blk.skip)
+  ep = D.epilogue
+  if ep.architecture == 'skip':
+    conv('4x4/FromRGB', ep.fromrgb)
+  conv('4x4/Conv', ep.conv)
+  conv('4x4/Dense0', ep.fc)  # The NCHW flatten happens in the network: rows as stored.
+  conv('Output', ep.out)
+  return out
+
+
+def _assign(path, who, var_map, values, ignore=()):
+  values = {k: v for k, v in values.items() if k not in ignore}
+  missing = sorted(set(var_map) - set(values))
+  extra = sorted(set(values) - set(var_map))
+  if missing or extra:
+    _fail(path, f'{who}: the variables do not match the network its static kwargs describe; '
+                f'missing {missing[:10]}{"..." if len(missing) > 10 else ""}, '
+                f'unexpected {extra[:10]}{"..." if len(extra) > 10 else ""}')
+  for name, (var, transform) in var_map.items():
+    value = values[name] if transform is None else transform(values[name])
+    if tuple(value.shape) != tuple(var.shape):
+      _fail(path, f'{who}: variable {name!r} has shape {list(values[name].shape)}, expected '
+                  f'{list(var.shape)} (after layout conversion)')
+    var.assign(value)
+
+
+def load_official_pkl(path, impl='auto'):
+  """Reads an official StyleGAN2 pickle. Returns sg2tf (G, D, G_ema); G_ema is the pickle's Gs.
+
+  Raises OfficialPickleError (a ValueError) for a pickle that is unsafe, malformed or of an
+  unsupported network, and FileNotFoundError when path does not exist.
+  """
+  path = os.fspath(path)
+  g_stub, d_stub, gs_stub = read_pickle(path)
+  g_kwargs, broadcast = generator_kwargs(path, g_stub)
+  gs_kwargs, _ = generator_kwargs(path, gs_stub)
+  if gs_kwargs != g_kwargs:
+    _fail(path, 'G and Gs have different static kwargs')
+  d_kwargs = discriminator_kwargs(path, d_stub)
+  G, G_ema = Generator(impl=impl, **g_kwargs), Generator(impl=impl, **g_kwargs)
+  D = Discriminator(impl=impl, **d_kwargs)
+  if broadcast is not None and int(broadcast) != G.num_ws:
+    _fail(path, f'dlatent_broadcast={broadcast} but the synthesis network has {G.num_ws} layers')
+  _assign(path, 'G', generator_variable_map(G), flat_vars(g_stub), ignore=('lod',))
+  _assign(path, 'Gs', generator_variable_map(G_ema), flat_vars(gs_stub), ignore=('lod',))
+  _assign(path, 'D', discriminator_variable_map(D), flat_vars(d_stub))
+  logging.info('Imported %s: G %s, D %s.', path, g_kwargs, d_kwargs)
+  return G, D, G_ema
+
+
+def sha256_of(path):
+  h = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for chunk in iter(lambda: f.read(1 << 20), b''):
+      h.update(chunk)
+  return h.hexdigest()
+
+
+def convert(pkl, out, impl='auto', overwrite=False):
+  """Writes a native network directory (see sg2tf.networks.serialization) from a pickle."""
+  from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
+  G, D, G_ema = load_official_pkl(pkl, impl=impl)
+  meta = {'source': {'official_pkl': os.path.abspath(pkl), 'sha256': sha256_of(pkl)}}
+  return serialization.save_networks(out, G, D, G_ema, metadata=meta, overwrite=overwrite)
+
+
+def main(argv):
+  from absl import app, flags  # pylint: disable=g-import-not-at-top,g-multiple-import
+  del argv
+  f = flags.FLAGS
+  if not f.pkl or not f.out:
+    raise app.UsageError('both --pkl (an official StyleGAN2 .pkl) and --out (a directory) are '
+                         'required')
+  try:
+    out = convert(f.pkl, f.out, impl=f.impl, overwrite=f.overwrite)
+  except (OfficialPickleError, FileNotFoundError, FileExistsError) as e:
+    raise app.UsageError(str(e)) from None
+  logging.info('Wrote %s', out)
+  print(out)
+
+
+def _define_flags():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string('pkl', None, 'Official StyleGAN2 network pickle (G, D, Gs).')
+  flags.DEFINE_string('out', None, 'Output directory for the native checkpoint + networks.json.')
+  flags.DEFINE_enum('impl', 'auto', ['auto', 'custom', 'ref'],
+                    'Op implementation stored in the network config.')
+  flags.DEFINE_bool('overwrite', False, 'Replace --out if it exists.')
+
+
+if __name__ == '__main__':
+  from absl import app as _app  # pylint: disable=g-import-not-at-top
+  _define_flags()
+  _app.run(main)

@@ -1,0 +1,473 @@
+// Sg2tfBiasAct kernels: the CPU implementation (raw pointers, threaded through a
+// parallel-for callback) and the TF OpKernels for CPU and, under GOOGLE_CUDA, GPU.
+
+#define EIGEN_USE_THREADS
+#if GOOGLE_CUDA
+#define EIGEN_USE_GPU
+#endif
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
+#include "kernels/bias_act_kernel.h"
+#include "kernels/bias_act_math.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/framework/tensor_shape.h"
+#include "tensorflow/core/platform/threadpool.h"
+#include "tensorflow/core/util/work_sharder.h"
+
+namespace sg2tf {
+namespace {
+
+// Tells the compiler the loop has no loop-carried dependence, which stays true when y
+// aliases x exactly (in-place): element j is read before it is written.
+#if defined(__clang__)
+#define SG2TF_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define SG2TF_IVDEP _Pragma("GCC ivdep")
+#else
+#define SG2TF_IVDEP
+#endif
+
+// Elements per parallel-for unit: large enough that per-unit overhead is negligible and
+// most spans run the vectorised loop whole.
+constexpr int64_t kBlock = 8192;
+// Bias tile for the channels-last case: b repeated to at least this many elements, so that
+// even a few channels give long contiguous spans.
+constexpr int64_t kMinTile = 1024;
+// Outputs at least this large bypass the caches (non-temporal stores): they would not stay
+// cached for the next op anyway.
+constexpr int64_t kStreamBytes = int64_t{16} << 20;
+
+template <typename T>
+inline float Load(T v) {
+  return static_cast<float>(v);
+}
+
+template <typename T>
+inline T Store(float v) {
+  return static_cast<T>(v);
+}
+
+template <typename T>
+struct CpuArgs {
+  const BiasActParams* p;
+  BiasActScalars s;
+  const T* x;
+  const T* xref;
+  const T* yref;
+  const T* dy;
+  T* y;
+  const float* bias;  // float copy of b: tiled (inner == 1) or one per channel (inner > 1).
+  int64_t tile_len;
+  bool stream;  // Write y with non-temporal stores (float outputs much larger than caches).
+};
+
+// The inner loop over n contiguous elements, reading S (T, or float staging buffers) and
+// writing D (T, or a float staging buffer). Every choice is a template constant, so each
+// instantiation is a straight-line loop that the compiler vectorises.
+template <Act A, int G, bool kMask, bool kVecBias, typename S, typename D>
+inline void ComputeLoop(int64_t n, const S* x, const float* bvec, float bscalar, const S* xref,
+                        const S* yref, const S* dy, D* y, const BiasActScalars& s) {
+  constexpr ActRef kRef = ActRefOf(A);
+  constexpr bool kReadX = G > 0 && kRef == ActRef::kX;
+  constexpr bool kReadY = G > 0 && (kRef == ActRef::kY || kMask);
+  constexpr bool kReadDy = G == 2;
+  const BiasActScalars sc = s;  // A local copy: provably not aliased by the stores.
+  SG2TF_IVDEP
+  for (int64_t j = 0; j < n; ++j) {
+    const float bias = kVecBias ? bvec[j] : bscalar;
+    const float xr = kReadX ? Load(xref[j]) : 0.f;
+    const float yr = kReadY ? Load(yref[j]) : 0.f;
+    const float d = kReadDy ? Load(dy[j]) : 0.f;
+    y[j] = Store<D>(BiasActElement<A>(G, kMask, Load(x[j]), bias, xr, yr, d, sc));
+  }
+}
+
+// Staging: float chunks small enough to stay in L1.
+constexpr int64_t kChunk = 512;
+
+// half -> float and back, 16 at a time with F16C (GCC does not vectorise Eigen::half's
+// scalar conversions), rounding to nearest even like Eigen.
+inline void ToFloatN(const Eigen::half* src, float* dst, int64_t n) {
+  int64_t j = 0;
+#if defined(__F16C__) && defined(__AVX__)
+  for (; j + 8 <= n; j += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j));
+    _mm256_storeu_ps(dst + j, _mm256_cvtph_ps(h));
+  }
+#endif
+  for (; j < n; ++j) dst[j] = static_cast<float>(src[j]);
+}
+
+inline void FromFloatN(const float* src, Eigen::half* dst, int64_t n) {
+  int64_t j = 0;
+#if defined(__F16C__) && defined(__AVX__)
+  for (; j + 8 <= n; j += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + j), _MM_FROUND_TO_NEAREST_INT);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), h);
+  }
+#endif
+  for (; j < n; ++j) dst[j] = static_cast<Eigen::half>(src[j]);
+}
+
+// Copies a float chunk out with non-temporal stores: for outputs far larger than the
+// caches, this saves the read-for-ownership of every destination line (a third of the
+// memory traffic of an elementwise op, which is memory bound here).
+inline void StreamOut(const float* src, float* dst, int64_t n) {
+  int64_t j = 0;
+#if defined(__AVX__)
+  for (; j < n && (reinterpret_cast<uintptr_t>(dst + j) & 31) != 0; ++j) dst[j] = src[j];
+  for (; j + 8 <= n; j += 8) _mm256_stream_ps(dst + j, _mm256_loadu_ps(src + j));
+#endif
+  for (; j < n; ++j) dst[j] = src[j];
+}
+
+inline void StreamFence() {
+#if defined(__AVX__)
+  _mm_sfence();  // Non-temporal stores are weakly ordered: publish them before returning.
+#endif
+}
+
+// One span: direct for float and bfloat16 (GCC vectorises their conversions), through
+// float staging buffers for half, and for float outputs that are streamed.
+template <typename T, Act A, int G, bool kMask, bool kVecBias>
+void RunSpan(int64_t n, const T* x, const float* bvec, float bscalar, const T* xref,
+             const T* yref, const T* dy, T* y, const BiasActScalars& s, bool stream) {
+  constexpr bool kHalf = std::is_same<T, Eigen::half>::value;
+  constexpr bool kFloat = std::is_same<T, float>::value;
+  if (!kHalf && !(kFloat && stream)) {
+    ComputeLoop<A, G, kMask, kVecBias>(n, x, bvec, bscalar, xref, yref, dy, y, s);
+    return;
+  }
+  constexpr ActRef kRef = ActRefOf(A);
+  alignas(64) float out[kChunk];
+  for (int64_t off = 0; off < n; off += kChunk) {
+    const int64_t m = std::min(kChunk, n - off);
+    const float* bv = kVecBias ? bvec + off : nullptr;
+    if constexpr (kHalf) {
+      alignas(64) float xb[kChunk], xrb[kChunk], yrb[kChunk], dyb[kChunk];
+      ToFloatN(x + off, xb, m);
+      if (G > 0 && kRef == ActRef::kX) ToFloatN(xref + off, xrb, m);
+      if (G > 0 && (kRef == ActRef::kY || kMask)) ToFloatN(yref + off, yrb, m);
+      if (G == 2) ToFloatN(dy + off, dyb, m);
+      ComputeLoop<A, G, kMask, kVecBias>(m, xb, bv, bscalar, xrb, yrb, dyb, out, s);
+      FromFloatN(out, y + off, m);
+    } else if constexpr (kFloat) {
+      auto at = [off](const T* p) { return p != nullptr ? p + off : nullptr; };
+      ComputeLoop<A, G, kMask, kVecBias>(m, x + off, bv, bscalar, at(xref), at(yref), at(dy),
+                                         out, s);
+      StreamOut(out, y + off, m);
+    }
+  }
+}
+
+template <typename T>
+inline const T* Offset(const T* p, int64_t i) {
+  return p != nullptr ? p + i : nullptr;
+}
+
+// Elements [begin, end), split into spans along which the bias is contiguous or constant.
+template <typename T, Act A, int G, bool kMask>
+void RunRange(const CpuArgs<T>& a, int64_t begin, int64_t end) {
+  const BiasActParams& p = *a.p;
+  auto span = [&](int64_t i, int64_t n, const float* bvec, float bscalar) {
+    if (bvec != nullptr) {
+      RunSpan<T, A, G, kMask, true>(n, a.x + i, bvec, 0.f, Offset(a.xref, i), Offset(a.yref, i),
+                                    Offset(a.dy, i), a.y + i, a.s, a.stream);
+    } else {
+      RunSpan<T, A, G, kMask, false>(n, a.x + i, nullptr, bscalar, Offset(a.xref, i),
+                                     Offset(a.yref, i), Offset(a.dy, i), a.y + i, a.s, a.stream);
+    }
+  };
+  // The derivatives of 'y'-ref activations read the output, so they never need b.
+  constexpr bool kUsesBias = G == 0 || ActRefOf(A) == ActRef::kX;
+  if (!kUsesBias || !p.has_bias) {
+    span(begin, end - begin, nullptr, 0.f);
+  } else if (p.inner == 1) {  // Channels last (NHWC): the tile lines up with the channels.
+    int64_t off = begin % p.channels;
+    for (int64_t i = begin; i < end; off = 0) {
+      const int64_t n = std::min(end - i, a.tile_len - off);
+      span(i, n, a.bias + off, 0.f);
+      i += n;
+    }
+  } else {  // Channel axis before others (e.g. NCHW): b is constant along `inner`.
+    for (int64_t i = begin; i < end;) {
+      const int64_t row = i / p.inner;
+      const int64_t n = std::min(end - i, (row + 1) * p.inner - i);
+      span(i, n, nullptr, a.bias[row % p.channels]);
+      i += n;
+    }
+  }
+  if (a.stream) StreamFence();
+}
+
+template <typename T>
+using RangeFn = void (*)(const CpuArgs<T>&, int64_t, int64_t);
+
+template <typename T>
+RangeFn<T> SelectRangeFn(const BiasActParams& p, bool mask) {
+  return DispatchAct(p.act, [&](auto tag) -> RangeFn<T> {
+    constexpr Act A = decltype(tag)::value;
+    if (p.grad == 0) return &RunRange<T, A, 0, false>;
+    if (p.grad == 1) return mask ? &RunRange<T, A, 1, true> : &RunRange<T, A, 1, false>;
+    return mask ? &RunRange<T, A, 2, true> : &RunRange<T, A, 2, false>;
+  });
+}
+
+// Rough CPU cycles per element, for TF's sharding heuristics.
+int64_t CyclesPerElement(const BiasActParams& p) {
+  const bool cheap = p.act == Act::kLinear || p.act == Act::kRelu || p.act == Act::kLrelu;
+  return (cheap ? 2 : 30) + 2 * p.grad;
+}
+
+}  // namespace
+
+template <typename T>
+bool BiasActCpu(const BiasActParams& p, const T* x, const T* b, const T* xref, const T* yref,
+                const T* dy, T* y, const ParallelForFn& parallel_for) {
+  if (p.size == 0) return true;
+  const int act = static_cast<int>(p.act);
+  if (act < 0 || act >= kNumActs || p.grad < 0 || p.grad >= kNumGradModes || p.channels < 1 ||
+      p.inner < 1 || p.size < 0 || x == nullptr || y == nullptr ||
+      (p.has_bias && b == nullptr) || (p.has_xref && xref == nullptr) ||
+      (p.has_yref && yref == nullptr) || (p.has_dy && dy == nullptr) ||
+      (BiasActNeedsXref(p) && !p.has_xref) || (BiasActNeedsYref(p) && !p.has_yref) ||
+      (p.grad == 2 && !p.has_dy)) {
+    return false;
+  }
+  CpuArgs<T> a;
+  a.p = &p;
+  a.s = MakeBiasActScalars(p);
+  if (p.clamp >= 0.f) a.s.clamp = Load(Store<T>(p.clamp));
+  a.x = x;
+  a.xref = p.has_xref ? xref : nullptr;
+  a.yref = p.has_yref ? yref : nullptr;
+  a.dy = p.has_dy ? dy : nullptr;
+  a.y = y;
+  std::vector<float> bias;
+  if (p.has_bias) {
+    const int64_t c = std::max<int64_t>(p.channels, 1);
+    const int64_t reps = p.inner == 1 ? (kMinTile + c - 1) / c : 1;
+    bias.resize(c * reps);
+    for (int64_t r = 0; r < reps; ++r) {
+      for (int64_t i = 0; i < c; ++i) bias[r * c + i] = Load(b[i]);
+    }
+  }
+  a.bias = bias.data();
+  a.tile_len = static_cast<int64_t>(bias.size());
+  a.stream = std::is_same<T, float>::value && p.size * sizeof(T) >= kStreamBytes;
+  const bool mask = p.grad > 0 && p.clamp >= 0.f && a.yref != nullptr;
+  const RangeFn<T> fn = SelectRangeFn<T>(p, mask);
+  const int64_t blocks = (p.size + kBlock - 1) / kBlock;
+  parallel_for(blocks, kBlock * CyclesPerElement(p), [&](int64_t b0, int64_t b1) {
+    fn(a, b0 * kBlock, std::min(b1 * kBlock, p.size));
+  });
+  return true;
+}
+
+template bool BiasActCpu<float>(const BiasActParams&, const float*, const float*, const float*,
+                                const float*, const float*, float*, const ParallelForFn&);
+template bool BiasActCpu<Eigen::half>(const BiasActParams&, const Eigen::half*,
+                                      const Eigen::half*, const Eigen::half*,
+                                      const Eigen::half*, const Eigen::half*, Eigen::half*,
+                                      const ParallelForFn&);
+template bool BiasActCpu<Eigen::bfloat16>(const BiasActParams&, const Eigen::bfloat16*,
+                                          const Eigen::bfloat16*, const Eigen::bfloat16*,
+                                          const Eigen::bfloat16*, const Eigen::bfloat16*,
+                                          Eigen::bfloat16*, const ParallelForFn&);
+
+namespace {
+
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+using CPUDevice = Eigen::ThreadPoolDevice;
+
+const char* const kActNames[kNumActs] = {"linear", "relu", "lrelu", "tanh", "sigmoid",
+                                         "elu", "selu", "softplus", "swish"};
+
+template <typename Device, typename T>
+struct Launcher;
+
+template <typename T>
+struct Launcher<CPUDevice, T> {
+  static void Run(OpKernelContext* ctx, const BiasActParams& p, const T* x, const T* b,
+                  const T* xref, const T* yref, const T* dy, T* y) {
+    auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+    const bool ok = BiasActCpu<T>(p, x, b, xref, yref, dy, y,
+                                  [workers](int64_t total, int64_t cost,
+                                            const std::function<void(int64_t, int64_t)>& fn) {
+                                    workers->ParallelFor(total, cost, fn);
+                                  });
+    // Compute() validated everything BiasActCpu checks, so this is an internal error.
+    OP_REQUIRES(ctx, ok, absl::InternalError("Sg2tfBiasAct: inconsistent CPU parameters"));
+  }
+};
+
+template <typename Device, typename T>
+class BiasActOp : public OpKernel {
+ public:
+  explicit BiasActOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    int act = 0;
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("act", &act));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("grad", &grad_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("axis", &axis_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("alpha", &alpha_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("gain", &gain_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("clamp", &clamp_));
+    OP_REQUIRES(ctx, act >= 0 && act < kNumActs,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "Sg2tfBiasAct: act=", act, " is not an activation index; expected 0..",
+                    kNumActs - 1)));
+    OP_REQUIRES(ctx, grad_ >= 0 && grad_ < kNumGradModes,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "Sg2tfBiasAct: grad=", grad_, " is not a mode; expected 0, 1 or 2")));
+    OP_REQUIRES(ctx, axis_ >= 0,
+                absl::InvalidArgumentError(
+                    absl::StrCat("Sg2tfBiasAct: axis=", axis_, " must be >= 0")));
+    act_ = static_cast<Act>(act);
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    const Tensor& b = ctx->input(1);
+    const int rank = x.dims();
+    OP_REQUIRES(ctx, axis_ < std::max(rank, 1),
+                absl::InvalidArgumentError(absl::StrCat(
+                    "Sg2tfBiasAct: axis=", axis_, " is out of range for x of shape ",
+                    x.shape().DebugString(), " (rank ", rank, ")")));
+    BiasActParams p;
+    p.size = x.NumElements();
+    p.channels = rank > 0 ? x.dim_size(axis_) : 1;
+    for (int d = axis_ + 1; d < rank; ++d) p.inner *= x.dim_size(d);
+    p.act = act_;
+    p.grad = grad_;
+    p.alpha = alpha_;
+    p.gain = gain_;
+    p.clamp = clamp_;
+
+    OP_REQUIRES(ctx, b.dims() == 1 && (b.dim_size(0) == 0 || b.dim_size(0) == p.channels),
+                absl::InvalidArgumentError(absl::StrCat(
+                    "Sg2tfBiasAct: b has shape ", b.shape().DebugString(), " (",
+                    b.NumElements(), " elements) but x.shape[", axis_, "] = ", p.channels,
+                    " (x shape ", x.shape().DebugString(), "); b must have ", p.channels,
+                    " elements, or shape [0] for no bias")));
+    p.has_bias = b.NumElements() > 0;
+    const char* const names[3] = {"xref", "yref", "dy"};
+    bool present[3];
+    for (int k = 0; k < 3; ++k) {
+      const Tensor& t = ctx->input(2 + k);
+      const bool empty = t.dims() == 1 && t.dim_size(0) == 0;
+      OP_REQUIRES(ctx, empty || t.shape() == x.shape(),
+                  absl::InvalidArgumentError(absl::StrCat(
+                      "Sg2tfBiasAct: ", names[k], " has shape ", t.shape().DebugString(),
+                      "; it must have x's shape ", x.shape().DebugString(),
+                      " or be empty (shape [0])")));
+      present[k] = !empty || x.shape() == t.shape();
+    }
+    p.has_xref = present[0];
+    p.has_yref = present[1];
+    p.has_dy = present[2];
+    const char* act_name = kActNames[static_cast<int>(act_)];
+    OP_REQUIRES(ctx, !BiasActNeedsXref(p) || p.has_xref,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "Sg2tfBiasAct: act=", act_name, " with grad=", grad_,
+                    " reads xref (the input x), but xref is empty; pass x's shape ",
+                    x.shape().DebugString())));
+    OP_REQUIRES(ctx, !BiasActNeedsYref(p) || p.has_yref,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "Sg2tfBiasAct: act=", act_name, " with grad=", grad_,
+                    " reads yref (the forward output), but yref is empty; pass x's shape ",
+                    x.shape().DebugString())));
+    OP_REQUIRES(ctx, grad_ != 2 || p.has_dy,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "Sg2tfBiasAct: grad=2 reads dy, but dy is empty; pass x's shape ",
+                    x.shape().DebugString())));
+
+    Tensor* y = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, x.shape(), &y));
+    if (p.size == 0) return;
+    Launcher<Device, T>::Run(ctx, p, x.flat<T>().data(), b.flat<T>().data(),
+                             Data(ctx->input(2), p.has_xref), Data(ctx->input(3), p.has_yref),
+                             Data(ctx->input(4), p.has_dy), y->flat<T>().data());
+  }
+
+ private:
+  static const T* Data(const Tensor& t, bool present) {
+    return present ? t.flat<T>().data() : nullptr;
+  }
+
+  Act act_ = Act::kLinear;
+  int grad_ = 0;
+  int axis_ = 0;
+  float alpha_ = 0.f;
+  float gain_ = 1.f;
+  float clamp_ = -1.f;
+};
+
+#define SG2TF_REGISTER_CPU(T)                                                        \
+  REGISTER_KERNEL_BUILDER(                                                           \
+      Name("Sg2tfBiasAct").Device(::tensorflow::DEVICE_CPU).TypeConstraint<T>("T"), \
+      BiasActOp<CPUDevice, T>);
+SG2TF_REGISTER_CPU(float);
+SG2TF_REGISTER_CPU(Eigen::half);
+SG2TF_REGISTER_CPU(Eigen::bfloat16);
+#undef SG2TF_REGISTER_CPU
+
+#if GOOGLE_CUDA
+using GPUDevice = Eigen::GpuDevice;
+
+// TF's element types and CUDA's are bit-identical.
+template <typename T>
+struct CudaType;
+template <>
+struct CudaType<float> {
+  using type = float;
+};
+template <>
+struct CudaType<Eigen::half> {
+  using type = __half;
+};
+template <>
+struct CudaType<Eigen::bfloat16> {
+  using type = __nv_bfloat16;
+};
+
+template <typename T>
+struct Launcher<GPUDevice, T> {
+  static void Run(OpKernelContext* ctx, const BiasActParams& p, const T* x, const T* b,
+                  const T* xref, const T* yref, const T* dy, T* y) {
+    using C = typename CudaType<T>::type;
+    static_assert(sizeof(C) == sizeof(T), "TF and CUDA element types must match in size");
+    auto cast = [](const T* v) { return reinterpret_cast<const C*>(v); };
+    const cudaError_t err = LaunchBiasAct<C>(p, cast(x), cast(b), cast(xref), cast(yref),
+                                             cast(dy), reinterpret_cast<C*>(y),
+                                             ctx->eigen_device<GPUDevice>().stream());
+    OP_REQUIRES(ctx, err == cudaSuccess,
+                absl::InternalError(absl::StrCat("Sg2tfBiasAct: CUDA kernel launch failed: ",
+                                                 cudaGetErrorString(err))));
+  }
+};
+
+#define SG2TF_REGISTER_GPU(T)                                                        \
+  REGISTER_KERNEL_BUILDER(                                                           \
+      Name("Sg2tfBiasAct").Device(::tensorflow::DEVICE_GPU).TypeConstraint<T>("T"), \
+      BiasActOp<GPUDevice, T>);
+SG2TF_REGISTER_GPU(float);
+SG2TF_REGISTER_GPU(Eigen::half);
+SG2TF_REGISTER_GPU(Eigen::bfloat16);
+#undef SG2TF_REGISTER_GPU
+#endif  // GOOGLE_CUDA
+
+}  // namespace
+}  // namespace sg2tf

@@ -1,0 +1,244 @@
+"""All command-line flags of sg2tf, defined in one place, and the configs built from them.
+
+Entry points (eval_main.py, and the training entry point later) import this module, parse
+argv with absl, and call ONE builder (`eval_config_from_flags()`) to get a frozen dataclass;
+nothing else reads FLAGS. `--flagfile=<file>` works as with any absl program.
+"""
+
+import dataclasses
+from typing import Optional, Tuple
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+# --------------------------------------------------------------------------- evaluation
+
+flags.DEFINE_string('network', None,
+                    'Network to evaluate: an official StyleGAN2 .pkl (training run dirs, '
+                    'checkpoints and SavedModels later).')
+flags.DEFINE_string('data', None,
+                    'TFRecord dataset directory (<name>-rNN.tfrecords) for the real images; '
+                    'the highest resolution is used. Not needed by is50k and ppl_*.')
+flags.DEFINE_list('metrics', ['fid50k'],
+                  'Comma-separated metrics: fid50k, fid50k_full, is50k, pr50k3, ppl_zfull, '
+                  'ppl_wfull, ppl_zend, ppl_wend, ppl2_wend.')
+flags.DEFINE_integer('num_fakes', None,
+                     'Reduce the number of generated samples (quick runs; the results are '
+                     'marked as not comparable with published numbers).', lower_bound=2)
+flags.DEFINE_integer('num_reals', None,
+                     'Reduce the number of real images (default: the official count; pr50k3 '
+                     'uses --num_fakes when only that is given).', lower_bound=2)
+flags.DEFINE_string('feature_dir', None,
+                    'Folder with the feature network files (also: $SG2TF_FEATURE_DIR). See '
+                    'sg2tf/metrics/feature_files.py for names and URLs.')
+flags.DEFINE_bool('download_features', True,
+                  'Download missing feature network files into the cache '
+                  '($SG2TF_FEATURE_CACHE, default ~/.cache/sg2tf/features).')
+flags.DEFINE_string('cache_dir', None,
+                    'Cache for real-data statistics (also: $SG2TF_METRICS_CACHE; default '
+                    '~/.cache/sg2tf/metrics).')
+flags.DEFINE_string('output_dir', None,
+                    'Where metrics.jsonl and TensorBoard scalars go (default: the run dir, or '
+                    'the folder of the network file).')
+flags.DEFINE_integer('eval_batch_size', 8, 'Images per replica per step (PPL: half as many '
+                     'pairs).', lower_bound=1)
+flags.DEFINE_integer('eval_seed', 0, 'Seed of the latents.')
+flags.DEFINE_float('truncation_psi', 1.0,
+                   'Truncation psi for the generated images (official protocols: 1).')
+flags.DEFINE_enum('strategy', 'auto', ['auto', 'default', 'mirrored'],
+                  'tf.distribute strategy: mirrored over all GPUs (auto picks it when there '
+                  'is more than one GPU), or the default single-device strategy.')
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  network: str
+  data: Optional[str]
+  metrics: Tuple[str, ...]
+  num_fakes: Optional[int]
+  num_reals: Optional[int]
+  feature_dir: Optional[str]
+  download_features: bool
+  cache_dir: Optional[str]
+  output_dir: Optional[str]
+  batch_per_replica: int
+  seed: int
+  truncation_psi: float
+  strategy: str
+
+
+def eval_config_from_flags() -> EvalConfig:
+  """The evaluation config from the parsed flags; raises ValueError naming a bad flag."""
+  if not FLAGS.network:
+    raise ValueError('--network is required (an official StyleGAN2 .pkl).')
+  return EvalConfig(
+      network=FLAGS.network, data=FLAGS.data,
+      metrics=tuple(m.strip() for m in FLAGS.metrics if m.strip()),
+      num_fakes=FLAGS.num_fakes, num_reals=FLAGS.num_reals, feature_dir=FLAGS.feature_dir,
+      download_features=FLAGS.download_features, cache_dir=FLAGS.cache_dir,
+      output_dir=FLAGS.output_dir, batch_per_replica=FLAGS.eval_batch_size,
+      seed=FLAGS.eval_seed, truncation_psi=FLAGS.truncation_psi, strategy=FLAGS.strategy)
+
+
+# --------------------------------------------------------------------------- training
+# Defined only by define_train_flags() (train_main.py calls it), so eval_main.py does not
+# carry them; train_config_from_flags() is the one place that turns them into a TrainConfig.
+# Both take a FlagValues (default: the global FLAGS) so tests can parse in isolation.
+
+# Flags that the evaluation section above also defines at import time with other meanings;
+# a training process replaces them (eval_main never calls define_train_flags).
+_TRAIN_REDEFINES = ('strategy', 'metrics')
+
+
+def define_train_flags(flag_values=FLAGS):
+  """Defines the training flags (once per FlagValues)."""
+  from sg2tf import configs as net_configs  # pylint: disable=g-import-not-at-top
+  fv = flag_values
+  if 'run_dir' in fv:
+    return
+  for name in _TRAIN_REDEFINES:
+    if name in fv:
+      delattr(fv, name)
+  kw = dict(flag_values=fv)
+  # Data and run directory.
+  flags.DEFINE_string('data_dir', None, 'TFRecord dataset directory (<name>-rNN.tfrecords, '
+                      'made by data/dataset_tool.py or NVIDIA\'s tool). Required.', **kw)
+  flags.DEFINE_string('run_dir', None, 'Run directory: config.json, checkpoints/, TensorBoard '
+                      'events, PNG grids, network snapshots, export/. Required.', **kw)
+  flags.DEFINE_integer('resolution', None, 'Training resolution; default: the highest the '
+                       'dataset holds.', **kw)
+  flags.DEFINE_bool('mirror', False, 'Random x-flips of the reals (FFHQ: on; LSUN: off).', **kw)
+  flags.DEFINE_bool('cond', False, 'Conditional training on the dataset\'s labels.', **kw)
+  flags.DEFINE_integer('shuffle_mb', 512, 'Shuffle buffer size in MiB of records.', lower_bound=1,
+                       **kw)
+  # Networks: a named paper config, optionally overridden.
+  flags.DEFINE_enum('cfg', 'config-f', sorted(net_configs.CONFIGS),
+                    'Network config of the paper (Table 1: config-b .. config-f; Table 2: '
+                    'config-e-G<arch>-D<arch>). Sets fmap_base, architectures, gamma, lazy '
+                    'regularisation and path length.', **kw)
+  flags.DEFINE_enum('g_arch', None, ['orig', 'skip', 'resnet'], 'Override G architecture.', **kw)
+  flags.DEFINE_enum('d_arch', None, ['orig', 'skip', 'resnet'], 'Override D architecture.', **kw)
+  flags.DEFINE_integer('fmap_base', None, 'Override feature maps base (G and D).', **kw)
+  flags.DEFINE_integer('fmap_max', None, 'Override max feature maps per layer (G and D).', **kw)
+  flags.DEFINE_integer('latent_dim', None, 'Override z and w size (512).', **kw)
+  flags.DEFINE_integer('mapping_layers', None, 'Override mapping depth (8).', **kw)
+  flags.DEFINE_integer('mbstd_group_size', None, 'Override D minibatch-stddev group (4).', **kw)
+  # Loss and regularisation.
+  flags.DEFINE_float('gamma', None, 'R1 weight; default: the config\'s (10; config-e: 100).',
+                     **kw)
+  flags.DEFINE_float('pl_weight', None, 'Path-length weight; default: the config\'s (2; 0 for '
+                     'config-b/c).', **kw)
+  flags.DEFINE_float('pl_decay', 0.01, 'Decay of the path-length target\'s moving average.',
+                     **kw)
+  flags.DEFINE_integer('pl_batch_shrink', 2, 'Path length runs on batch / this.', **kw)
+  flags.DEFINE_float('style_mixing', None, 'Style-mixing probability; default: the config\'s '
+                     '(0.9).', **kw)
+  flags.DEFINE_bool('lazy_reg', None, 'Lazy regularisation; default: the config\'s (off for '
+                    'config-b only).', **kw)
+  flags.DEFINE_integer('g_reg_interval', 4, 'Path-length step every N minibatches (lazy).', **kw)
+  flags.DEFINE_integer('d_reg_interval', 16, 'R1 step every N minibatches (lazy).', **kw)
+  # Optimizer (Adam; the lazy-regularisation adjustment is applied on top).
+  flags.DEFINE_float('lr', 0.002, 'Adam learning rate of G and D.', **kw)
+  flags.DEFINE_float('beta1', 0.0, 'Adam beta1.', **kw)
+  flags.DEFINE_float('beta2', 0.99, 'Adam beta2.', **kw)
+  flags.DEFINE_float('adam_eps', 1e-8, 'Adam epsilon.', **kw)
+  # Schedule.
+  flags.DEFINE_integer('batch_size', 32, 'Global minibatch, split over the replicas.', **kw)
+  flags.DEFINE_float('total_kimg', 25000, 'Training length in thousands of real images.', **kw)
+  flags.DEFINE_float('ema_kimg', 10.0, 'G_ema half-life in thousands of images.', **kw)
+  flags.DEFINE_float('ema_rampup', None, 'If set (e.g. 0.05), the G_ema half-life is at most '
+                     'this fraction of the images seen so far (for short runs).', **kw)
+  flags.DEFINE_float('tick_kimg', None, 'Progress interval in kimg; default: the official '
+                     'one for the resolution (4 at 1024^2 .. 20 at 32^2).', **kw)
+  flags.DEFINE_integer('image_snapshot_ticks', 1, 'G_ema image grid every N ticks.', **kw)
+  flags.DEFINE_integer('checkpoint_ticks', 2, 'Full checkpoint every N ticks.', **kw)
+  flags.DEFINE_integer('network_snapshot_ticks', 50, 'Kept network snapshot every N ticks.',
+                       **kw)
+  flags.DEFINE_integer('keep_checkpoints', 3, 'Rolling checkpoints kept.', **kw)
+  flags.DEFINE_integer('export_ticks', 0, 'Also export the networks every N ticks (0: only at '
+                       'the end).', **kw)
+  flags.DEFINE_string('grid', 'auto', 'Snapshot grid COLUMNSxROWS, or auto.', **kw)
+  flags.DEFINE_list('metrics', [], 'Metrics at network snapshots (e.g. fid50k); none by '
+                    'default.', **kw)
+  flags.DEFINE_integer('metrics_ticks', 0, 'Metrics every N ticks (0: at network snapshots).',
+                       **kw)
+  # Run.
+  flags.DEFINE_integer('seed', 0, 'Seed of the initial weights, the random stream and the '
+                       'data order.', **kw)
+  flags.DEFINE_enum('strategy', 'mirrored', ['mirrored', 'multi_worker', 'default'],
+                    'mirrored: all local GPUs (or the CPU); multi_worker: '
+                    'MultiWorkerMirroredStrategy from TF_CONFIG; default: one device.', **kw)
+  flags.DEFINE_enum('impl', 'auto', ['auto', 'custom', 'ref'], 'Op implementation: compiled '
+                    'custom ops, pure-TF reference, or auto (custom when it loads).', **kw)
+  flags.DEFINE_bool('mixed_precision', False, 'float16 compute (not supported yet).', **kw)
+  flags.DEFINE_string('resume', 'latest', 'latest (the run_dir\'s newest checkpoint, if any), '
+                      'none, or a checkpoint prefix.', **kw)
+  flags.DEFINE_string('resume_pkl', None, 'Official StyleGAN2 pickle to fine-tune from (when '
+                      'no checkpoint is resumed).', **kw)
+  flags.DEFINE_bool('exact_data_resume', True, 'Checkpoint the input pipeline too (its shuffle '
+                    'buffer: up to --shuffle_mb per checkpoint) so a resumed run sees the same '
+                    'images; off: the data order restarts.', **kw)
+
+
+def _parse_grid(text):
+  if text in (None, '', 'auto'):
+    return None
+  try:
+    cols, rows = (int(v) for v in text.lower().split('x'))
+  except ValueError:
+    raise ValueError(f'--grid={text!r}: use COLUMNSxROWS (e.g. 8x8) or auto.') from None
+  return (cols, rows)
+
+
+def train_config_from_flags(flag_values=FLAGS):
+  """The (unresolved) TrainConfig from the parsed training flags; ValueError names a flag.
+
+  `sg2tf.training.config.resolve_config` then checks it against the dataset.
+  """
+  import dataclasses as dc  # pylint: disable=g-import-not-at-top,reimported
+  from sg2tf import configs as net_configs  # pylint: disable=g-import-not-at-top
+  from sg2tf.training import config as tc  # pylint: disable=g-import-not-at-top
+  f = flag_values
+  for name in ('data_dir', 'run_dir'):
+    if not f[name].value:
+      raise ValueError(f'--{name} is required.')
+  net = net_configs.get_config(f.cfg)
+  g_over, d_over, both = {}, {}, {}
+  if f.g_arch:
+    g_over['architecture'] = f.g_arch
+  if f.d_arch:
+    d_over['architecture'] = f.d_arch
+  for name in ('fmap_base', 'fmap_max'):
+    if f[name].value is not None:
+      both[name] = f[name].value
+  if f.latent_dim is not None:
+    g_over.update(z_dim=f.latent_dim, w_dim=f.latent_dim, mapping_dim=f.latent_dim)
+  if f.mapping_layers is not None:
+    g_over['mapping_layers'] = f.mapping_layers
+  if f.mbstd_group_size is not None:
+    d_over['mbstd_group_size'] = f.mbstd_group_size
+  g = dc.replace(net.G, **g_over, **both)
+  d = dc.replace(net.D, **d_over, **both)
+  loss = tc.LossConfig(
+      r1_gamma=net.r1_gamma if f.gamma is None else f.gamma,
+      pl_weight=net.pl_weight if f.pl_weight is None else f.pl_weight,
+      pl_decay=f.pl_decay, pl_batch_shrink=f.pl_batch_shrink,
+      style_mixing_prob=(net.style_mixing_prob if f.style_mixing is None else f.style_mixing),
+      lazy_regularization=(net.lazy_regularization if f.lazy_reg is None else f.lazy_reg),
+      g_reg_interval=f.g_reg_interval, d_reg_interval=f.d_reg_interval)
+  return tc.TrainConfig(
+      run_dir=f.run_dir,
+      data=tc.DataConfig(data_dir=f.data_dir, resolution=f.resolution, mirror=f.mirror,
+                         use_labels=f.cond, shuffle_mb=f.shuffle_mb),
+      cfg_name=f.cfg, G=g, D=d, loss=loss,
+      optimizer=tc.OptimizerConfig(learning_rate=f.lr, beta1=f.beta1, beta2=f.beta2,
+                                   epsilon=f.adam_eps),
+      batch_size=f.batch_size, total_kimg=f.total_kimg, ema_kimg=f.ema_kimg,
+      ema_rampup=f.ema_rampup, seed=f.seed, strategy=f.strategy, impl=f.impl,
+      mixed_precision=f.mixed_precision, tick_kimg=f.tick_kimg,
+      image_snapshot_ticks=f.image_snapshot_ticks, checkpoint_ticks=f.checkpoint_ticks,
+      network_snapshot_ticks=f.network_snapshot_ticks, keep_checkpoints=f.keep_checkpoints,
+      export_ticks=f.export_ticks, resume=f.resume or 'latest', resume_pkl=f.resume_pkl,
+      exact_data_resume=f.exact_data_resume, grid=_parse_grid(f.grid),
+      metrics=tuple(m.strip() for m in f.metrics if m.strip()), metrics_ticks=f.metrics_ticks)

@@ -1,0 +1,105 @@
+"""Generator = mapping + synthesis, with truncation, style mixing and w_avg tracking."""
+
+import keras
+import tensorflow as tf
+
+from sg2tf.networks.mapping import MappingNetwork
+from sg2tf.networks.synthesis import SynthesisNetwork
+
+
+class Generator(keras.Model):
+  """Official G_main in NHWC: G(z [N, z_dim], c [N, c_dim] or None) -> images [N, R, R, C].
+
+  Images are nominally in [-1, 1] and not clipped. Sub-networks: `G.mapping(z, c,
+  truncation_psi, truncation_cutoff)` -> ws [N, num_ws, w_dim] and `G.synthesis(ws,
+  noise_mode, noise, fused_modconv)` -> images. Built at construction.
+
+  Training uses `style_mixing_prob` (or `mix_styles` directly) and updates w_avg with
+  `G.mapping.update_w_avg(ws)` (or `update_w_avg=True` in the call), on the mapping output
+  before mixing, as the official G_main does.
+  """
+
+  def __init__(self, z_dim=512, c_dim=0, w_dim=512, img_resolution=1024, img_channels=3,
+               mapping_layers=8, mapping_dim=512, mapping_lr_multiplier=0.01,
+               mapping_activation='lrelu', normalize_z=True, w_avg_beta=0.995,
+               architecture='skip', fmap_base=16384, fmap_decay=1.0, fmap_min=1, fmap_max=512,
+               activation='lrelu', resample_filter=(1, 3, 3, 1), impl='auto', **kwargs):
+    super().__init__(**kwargs)
+    self.z_dim, self.c_dim, self.w_dim = int(z_dim), int(c_dim), int(w_dim)
+    self.img_resolution, self.img_channels = int(img_resolution), int(img_channels)
+    self.impl = impl
+    self._config = dict(
+        z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, img_resolution=self.img_resolution,
+        img_channels=self.img_channels, mapping_layers=int(mapping_layers),
+        mapping_dim=int(mapping_dim), mapping_lr_multiplier=float(mapping_lr_multiplier),
+        mapping_activation=mapping_activation, normalize_z=bool(normalize_z),
+        w_avg_beta=float(w_avg_beta), architecture=architecture, fmap_base=int(fmap_base),
+        fmap_decay=float(fmap_decay), fmap_min=int(fmap_min), fmap_max=int(fmap_max),
+        activation=activation,
+        resample_filter=None if resample_filter is None else [float(v) for v in resample_filter],
+        impl=impl)
+    self.synthesis = SynthesisNetwork(
+        w_dim=self.w_dim, img_resolution=self.img_resolution, img_channels=self.img_channels,
+        fmap_base=fmap_base, fmap_decay=fmap_decay, fmap_min=fmap_min, fmap_max=fmap_max,
+        architecture=architecture, activation=activation, resample_filter=resample_filter,
+        impl=impl, name='synthesis')
+    self.num_ws = self.synthesis.num_ws
+    self.mapping = MappingNetwork(
+        z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, num_ws=self.num_ws,
+        num_layers=mapping_layers, layer_dim=mapping_dim, lr_multiplier=mapping_lr_multiplier,
+        activation=mapping_activation, normalize_z=normalize_z, w_avg_beta=w_avg_beta, impl=impl,
+        name='mapping')
+    self.build()
+
+  def build(self, input_shape=None):
+    del input_shape
+    self.mapping.build()
+    self.synthesis.build()
+
+  def call(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode='random',
+           fused_modconv=None, style_mixing_prob=0.0, update_w_avg=False, return_ws=False,
+           impl=None, training=None):
+    """z: [N, z_dim]; c: [N, c_dim] for conditional networks.
+
+    Args:
+      truncation_psi, truncation_cutoff: truncation trick (psi 1 = none; cutoff None = all
+        layers).
+      noise_mode: 'random' (fresh noise each call), 'const' (stored buffers) or 'none'.
+      fused_modconv: None = fused on GPU, non-fused on CPU; True/False to force.
+      style_mixing_prob: probability of mixing in the ws of a second random z from a random
+        crossover layer (training: 0.9).
+      update_w_avg: move w_avg toward this batch's mapping output first (training).
+      return_ws: also return the ws that were synthesized.
+      impl: op implementation override ('auto', 'custom', 'ref').
+    Returns:
+      images [N, R, R, img_channels], or (images, ws) with return_ws.
+    """
+    del training
+    impl = self.impl if impl is None else impl
+    ws = self.mapping(z, c, impl=impl)
+    if update_w_avg:
+      self.mapping.update_w_avg(ws)
+    if not (isinstance(style_mixing_prob, (int, float)) and style_mixing_prob <= 0):
+      ws = self.style_mix(ws, z, c, style_mixing_prob, impl=impl)
+    ws = self.mapping.truncate(ws, truncation_psi, truncation_cutoff)
+    img = self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv, impl=impl)
+    return (img, ws) if return_ws else img
+
+  def style_mix(self, ws, z, c=None, prob=0.9, impl=None):
+    """Official style mixing: with probability `prob` draw a crossover layer uniformly from
+    [1, num_ws) (one per batch) and take ws of a fresh z (same labels) from there on."""
+    z2 = tf.random.normal(tf.shape(z), dtype=ws.dtype)
+    ws2 = self.mapping(z2, c, impl=impl)
+    cutoff = tf.random.uniform([], 1, self.num_ws, dtype=tf.int32)
+    cutoff = tf.where(tf.random.uniform([]) < prob, cutoff, self.num_ws)
+    return self.mix_styles(ws, ws2, cutoff)
+
+  def mix_styles(self, ws, ws2, cutoff):
+    """Layers < cutoff from ws, the rest from ws2. cutoff: int or int32 scalar tensor."""
+    layer = tf.range(self.num_ws)[tf.newaxis, :, tf.newaxis]
+    return tf.where(layer < cutoff, ws, ws2)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(self._config)
+    return config

@@ -1,0 +1,98 @@
+"""Native save/load of sg2tf networks: a tf.train.Checkpoint plus a JSON of their configs.
+
+Layout of a network directory (written by `save_networks` and `python -m sg2tf.convert`):
+  networks.json      {"format": "sg2tf.networks", "version": 1, "G": {...}, "D": {...}, ...}
+                     (G, D: the constructor kwargs of Generator / Discriminator)
+  checkpoint, ckpt-1.index, ckpt-1.data-*     tf.train.Checkpoint(G=G, D=D, G_ema=G_ema)
+
+The checkpoint keys are `G`, `D` and `G_ema`, so a training checkpoint that uses the same
+keys (plus optimizers etc.) can be initialised from it with
+`tf.train.Checkpoint(G=G, D=D, G_ema=G_ema, ...).restore(path).expect_partial()`.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from sg2tf.networks.discriminator import Discriminator
+from sg2tf.networks.generator import Generator
+
+FORMAT = 'sg2tf.networks'
+VERSION = 1
+CONFIG_FILE = 'networks.json'
+CKPT_PREFIX = 'ckpt'
+
+_KERAS_BASE_KEYS = ('name', 'trainable', 'dtype')
+
+
+def network_kwargs(config):
+  """A Keras get_config() dict minus the base-layer keys: the constructor's own kwargs."""
+  return {k: v for k, v in config.items() if k not in _KERAS_BASE_KEYS}
+
+
+def save_networks(out_dir, G, D, G_ema, metadata=None, overwrite=False):
+  """Writes G, D, G_ema to out_dir atomically (temp dir, then rename). Returns out_dir."""
+  out_dir = os.path.abspath(out_dir)
+  occupied = os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir))
+  if occupied and not overwrite:
+    raise FileExistsError(f'{out_dir} exists and is not empty; choose another output directory '
+                          'or pass overwrite=True (--overwrite).')
+  parent = os.path.dirname(out_dir)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=os.path.basename(out_dir) + '.tmp-', dir=parent)
+  try:
+    config = {'format': FORMAT, 'version': VERSION,
+              'G': network_kwargs(G.get_config()), 'D': network_kwargs(D.get_config())}
+    config.update(metadata or {})
+    with open(os.path.join(tmp, CONFIG_FILE), 'w') as f:
+      json.dump(config, f, indent=1)
+    tf.train.Checkpoint(G=G, D=D, G_ema=G_ema).save(os.path.join(tmp, CKPT_PREFIX))
+    if os.path.exists(out_dir):
+      old = out_dir + f'.old-{os.getpid()}'
+      os.replace(out_dir, old)
+      os.replace(tmp, out_dir)
+      shutil.rmtree(old, ignore_errors=True)
+    else:
+      os.replace(tmp, out_dir)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return out_dir
+
+
+def load_network_config(path):
+  cfg_path = os.path.join(path, CONFIG_FILE)
+  if not os.path.isfile(cfg_path):
+    raise FileNotFoundError(f'{cfg_path} not found: {path} is not an sg2tf network directory '
+                            '(write one with `python -m sg2tf.convert --pkl X --out DIR`).')
+  with open(cfg_path) as f:
+    try:
+      config = json.load(f)
+    except json.JSONDecodeError as e:
+      raise ValueError(f'{cfg_path} is not valid JSON: {e}') from None
+  if config.get('format') != FORMAT:
+    raise ValueError(f'{cfg_path}: format is {config.get("format")!r}, expected {FORMAT!r}')
+  if config.get('version') != VERSION:
+    raise ValueError(f'{cfg_path}: version {config.get("version")!r} is not supported '
+                     f'(this sg2tf reads version {VERSION})')
+  return config
+
+
+def load_networks(path, impl=None):
+  """(G, D, G_ema) from a directory written by save_networks. impl overrides the saved one."""
+  config = load_network_config(path)
+  g_kwargs, d_kwargs = dict(config['G']), dict(config['D'])
+  if impl is not None:
+    g_kwargs['impl'] = d_kwargs['impl'] = impl
+  G, G_ema = Generator(**g_kwargs), Generator(**g_kwargs)
+  D = Discriminator(**d_kwargs)
+  ckpt = tf.train.latest_checkpoint(path)
+  if ckpt is None:
+    raise FileNotFoundError(f'no checkpoint in {path} (expected {CKPT_PREFIX}-N.index and '
+                            'a `checkpoint` file)')
+  status = tf.train.Checkpoint(G=G, D=D, G_ema=G_ema).restore(ckpt)
+  status.assert_existing_objects_matched().expect_partial()
+  return G, D, G_ema

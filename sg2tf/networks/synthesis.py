@@ -1,0 +1,190 @@
+"""Synthesis network w -> image (NHWC), architectures orig / skip / resnet (paper Fig. 7)."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sg2tf import layers
+from sg2tf.custom_ops import setup_filter, upsample2d
+
+ARCHITECTURES = ('orig', 'skip', 'resnet')
+
+
+def check_resolution(resolution, who):
+  r = int(resolution)
+  if r < 4 or r & (r - 1):
+    raise ValueError(f'{who}: resolution must be a power of two >= 4, got {resolution}')
+  return r
+
+
+class SynthesisBlock(keras.layers.Layer):
+  """One resolution: [const] or [Conv0_up], Conv1, [Skip], [ToRGB].
+
+  w indices (official): Conv0_up = 2k-5, Conv1 = 2k-4, ToRGB = 2k-3 at resolution 2**k;
+  at 4x4 Conv = 0 and ToRGB = 1. The block receives ws[:, first:first + num_ws].
+  """
+
+  def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, architecture,
+               is_last, activation='lrelu', resample_filter=(1, 3, 3, 1), impl='auto', **kwargs):
+    super().__init__(**kwargs)
+    self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+    self.w_dim, self.resolution, self.img_channels = int(w_dim), int(resolution), int(img_channels)
+    self.architecture, self.is_last = architecture, bool(is_last)
+    self.activation = activation
+    self.resample_filter = None if resample_filter is None else [float(v) for v in resample_filter]
+    self.impl = impl
+    self.is_first = self.resolution == 4
+    common = dict(w_dim=self.w_dim, resolution=self.resolution, activation=activation,
+                  resample_filter=self.resample_filter, impl=impl)
+    if self.is_first:
+      self.const = layers.ConstantInput(self.out_channels, name='const')
+    else:
+      self.conv0 = layers.SynthesisLayer(self.out_channels, up=2, name='conv0', **common)
+    self.conv1 = layers.SynthesisLayer(self.out_channels, name='conv1', **common)
+    self.has_torgb = architecture == 'skip' or self.is_last
+    if self.has_torgb:
+      self.torgb = layers.ToRGB(self.img_channels, self.w_dim, impl=impl, name='torgb')
+    if architecture == 'resnet' and not self.is_first:
+      self.skip = layers.EqualizedConv2D(self.out_channels, 1, use_bias=False, up=2,
+                                         resample_filter=self.resample_filter, impl=impl,
+                                         name='skip')
+    self.num_conv = 1 if self.is_first else 2
+    self.num_ws = self.num_conv + 1  # ToRGB's w is also the next block's first.
+
+  def build(self, input_shape=None):
+    del input_shape
+    r = self.resolution
+    if self.is_first:
+      self.const.build()
+    else:
+      self.conv0.build([None, r // 2, r // 2, self.in_channels])
+      if self.architecture == 'resnet':
+        self.skip.build([None, r // 2, r // 2, self.in_channels])
+    self.conv1.build([None, r, r, self.out_channels])
+    if self.has_torgb:
+      self.torgb.build([None, r, r, self.out_channels])
+    self._filter = setup_filter(self.resample_filter) if self.resample_filter else None
+
+  @property
+  def synthesis_layers(self):
+    return [self.conv1] if self.is_first else [self.conv0, self.conv1]
+
+  def call(self, x, img, ws, noise_mode='random', noise=None, fused_modconv=None, impl=None):
+    """x: [N, R/2, R/2, C_in] (None at 4x4), img: [N, R/2, R/2, img_channels] or None,
+    ws: [N, num_ws, w_dim]; noise: None or a list with one entry per conv (None entries use
+    noise_mode). Returns (x [N, R, R, C_out], img [N, R, R, img_channels] or None)."""
+    impl = self.impl if impl is None else impl
+    noise = noise or [None] * self.num_conv
+    kw = dict(noise_mode=noise_mode, fused_modconv=fused_modconv, impl=impl)
+    if self.is_first:
+      x = self.const(ws)
+      x = self.conv1(x, ws[:, 0], noise=noise[0], **kw)
+    else:
+      t = x
+      x = self.conv0(x, ws[:, 0], noise=noise[0], **kw)
+      x = self.conv1(x, ws[:, 1], noise=noise[1], **kw)
+      if self.architecture == 'resnet':
+        x = (x + self.skip(t, impl=impl)) * (1 / math.sqrt(2))
+    if img is not None:
+      img = upsample2d(img, self._filter, impl=impl)
+    if self.has_torgb:
+      y = self.torgb(x, ws[:, self.num_conv], fused_modconv=fused_modconv, impl=impl)
+      img = y if img is None else img + y
+    return x, img
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(in_channels=self.in_channels, out_channels=self.out_channels, w_dim=self.w_dim,
+                  resolution=self.resolution, img_channels=self.img_channels,
+                  architecture=self.architecture, is_last=self.is_last,
+                  activation=self.activation, resample_filter=self.resample_filter,
+                  impl=self.impl)
+    return config
+
+
+class SynthesisNetwork(keras.layers.Layer):
+  """Official G_synthesis_stylegan2 in NHWC: ws [N, num_ws, w_dim] -> images [N, R, R, C].
+
+  num_ws = 2*log2(R) - 2. A block at resolution 2**k has nf(k-1) channels. Noise
+  buffers live in the layers (`noise_const`), one per conv, in official order.
+  """
+
+  def __init__(self, w_dim=512, img_resolution=1024, img_channels=3, fmap_base=16384,
+               fmap_decay=1.0, fmap_min=1, fmap_max=512, architecture='skip', activation='lrelu',
+               resample_filter=(1, 3, 3, 1), impl='auto', **kwargs):
+    super().__init__(**kwargs)
+    if architecture not in ARCHITECTURES:
+      raise ValueError(f'SynthesisNetwork: architecture must be one of {ARCHITECTURES}, '
+                       f'got {architecture!r}')
+    self.w_dim = int(w_dim)
+    self.img_resolution = check_resolution(img_resolution, 'SynthesisNetwork')
+    self.img_channels = int(img_channels)
+    self.fmap_base, self.fmap_decay = int(fmap_base), float(fmap_decay)
+    self.fmap_min, self.fmap_max = int(fmap_min), int(fmap_max)
+    self.architecture, self.activation = architecture, activation
+    self.resample_filter = None if resample_filter is None else [float(v) for v in resample_filter]
+    self.impl = impl
+    nf = layers.nf_fn(self.fmap_base, self.fmap_decay, self.fmap_min, self.fmap_max)
+    log2 = int(np.log2(self.img_resolution))
+    self.num_ws = 2 * log2 - 2
+    # Blocks are attributes b4, b8, ...: tf.train.Checkpoint does not see into Keras 3 lists.
+    self.resolutions = [2 ** k for k in range(2, log2 + 1)]
+    for k in range(2, log2 + 1):
+      setattr(self, f'b{2 ** k}', SynthesisBlock(
+          in_channels=nf(k - 2) if k > 2 else 0, out_channels=nf(k - 1), w_dim=self.w_dim,
+          resolution=2 ** k, img_channels=self.img_channels, architecture=architecture,
+          is_last=k == log2, activation=activation, resample_filter=self.resample_filter,
+          impl=impl, name=f'b{2 ** k}'))
+
+  @property
+  def blocks(self):
+    return [getattr(self, f'b{r}') for r in self.resolutions]
+
+  def build(self, input_shape=None):
+    del input_shape
+    for blk in self.blocks:
+      blk.build()
+
+  @property
+  def synthesis_layers(self):
+    """The modulated conv layers in official noise/w order (noise0, noise1, ...)."""
+    return [lyr for blk in self.blocks for lyr in blk.synthesis_layers]
+
+  @property
+  def noise_shapes(self):
+    return [tuple(lyr.noise_const.shape) for lyr in self.synthesis_layers]
+
+  def call(self, ws, noise_mode='random', noise=None, fused_modconv=None, impl=None):
+    """ws: [N, num_ws, w_dim]. noise: optional list with one [N or 1, R, R, 1] tensor per
+    conv layer (official order), overriding noise_mode (e.g. the projector's noise maps)."""
+    impl = self.impl if impl is None else impl
+    layers.check_noise_mode(noise_mode)
+    ws = tf.convert_to_tensor(ws)
+    if ws.shape.rank != 3 or ws.shape[1] != self.num_ws or (
+        ws.shape[2] is not None and ws.shape[2] != self.w_dim):
+      raise ValueError(f'SynthesisNetwork: ws must be [N, {self.num_ws}, {self.w_dim}], '
+                       f'got shape {ws.shape}')
+    n_layers = len(self.synthesis_layers)
+    if noise is not None and len(noise) != n_layers:
+      raise ValueError(f'SynthesisNetwork: noise must list {n_layers} tensors (one per conv '
+                       f'layer), got {len(noise)}')
+    x = img = None
+    w_idx = noise_idx = 0
+    for blk in self.blocks:
+      block_noise = None if noise is None else list(noise[noise_idx:noise_idx + blk.num_conv])
+      x, img = blk(x, img, ws[:, w_idx:w_idx + blk.num_ws], noise_mode=noise_mode,
+                   noise=block_noise, fused_modconv=fused_modconv, impl=impl)
+      w_idx += blk.num_conv
+      noise_idx += blk.num_conv
+    return img
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(w_dim=self.w_dim, img_resolution=self.img_resolution,
+                  img_channels=self.img_channels, fmap_base=self.fmap_base,
+                  fmap_decay=self.fmap_decay, fmap_min=self.fmap_min, fmap_max=self.fmap_max,
+                  architecture=self.architecture, activation=self.activation,
+                  resample_filter=self.resample_filter, impl=self.impl)
+    return config

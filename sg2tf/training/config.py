@@ -1,0 +1,304 @@
+"""Frozen training configuration, its validation against the dataset, and its JSON form.
+
+`TrainConfig` is built in one place from command-line flags (`sg2tf.flags`) or directly in
+Python (tests, benchmarks). `resolve_config` fills in what only the dataset knows
+(resolution, channels, label count) and rejects inconsistent settings with a `ConfigError`
+that names the flag, before TensorFlow does any heavy work. The resolved config is written
+to `<run_dir>/config.json`.
+
+Hyperparameter defaults are the official StyleGAN2 ones (run_training.py, training_loop.py,
+loss.py): Adam lr 0.002, betas (0, 0.99), eps 1e-8; minibatch 32; lazy regularisation with
+G every 4 and D every 16 minibatches; path length weight 2, decay 0.01, batch shrink 2;
+style mixing 0.9; G_ema half-life 10 kimg.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from typing import Optional, Tuple
+
+from sg2tf import configs as net_configs
+
+STRATEGIES = ('mirrored', 'multi_worker', 'default')
+IMPLS = ('auto', 'custom', 'ref')
+CONFIG_NAME = 'config.json'
+# Official tick length (kimg) by training resolution (training_schedule's tick_kimg_dict).
+_TICK_KIMG = {8: 28, 16: 24, 32: 20, 64: 16, 128: 12, 256: 8, 512: 6, 1024: 4}
+
+
+class ConfigError(ValueError):
+  """An unknown or inconsistent setting; the message names the flag and what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  """Non-saturating logistic loss, lazy R1 (D) and path-length (G) regularisation."""
+  r1_gamma: float = 10.0
+  pl_weight: float = 2.0            # 0 disables path-length regularisation (configs b, c).
+  pl_decay: float = 0.01
+  pl_batch_shrink: int = 2
+  style_mixing_prob: float = 0.9
+  lazy_regularization: bool = True  # False: regularisers every minibatch with the main loss.
+  g_reg_interval: int = 4
+  d_reg_interval: int = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+  """Adam for G and D (before the lazy-regularisation adjustment)."""
+  learning_rate: float = 0.002
+  beta1: float = 0.0
+  beta2: float = 0.99
+  epsilon: float = 1e-8
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  data_dir: str = ''
+  resolution: Optional[int] = None  # None: the dataset's highest.
+  mirror: bool = False              # x-flips (FFHQ: on; LSUN: off).
+  use_labels: bool = False          # Conditional training on the dataset's labels.
+  shuffle_mb: int = 512
+  channels: Optional[int] = None    # Filled in by resolve_config.
+  label_dim: int = 0                # Filled in by resolve_config.
+  num_images: Optional[int] = None  # Filled in by resolve_config.
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Everything one training run needs; see sg2tf/flags.py for each field's flag."""
+  run_dir: str
+  data: DataConfig
+  cfg_name: str = 'config-f'
+  G: net_configs.GeneratorConfig = net_configs.GeneratorConfig()
+  D: net_configs.DiscriminatorConfig = net_configs.DiscriminatorConfig()
+  loss: LossConfig = LossConfig()
+  optimizer: OptimizerConfig = OptimizerConfig()
+  batch_size: int = 32              # Global minibatch, split over the replicas.
+  total_kimg: float = 25000.0
+  ema_kimg: float = 10.0            # G_ema half-life in thousands of images.
+  ema_rampup: Optional[float] = None  # e.g. 0.05: half-life <= 5% of the images seen so far.
+  seed: int = 0
+  strategy: str = 'mirrored'
+  impl: str = 'auto'
+  mixed_precision: bool = False
+  tick_kimg: Optional[float] = None  # None: the official length for the resolution.
+  image_snapshot_ticks: int = 1
+  checkpoint_ticks: int = 2
+  network_snapshot_ticks: int = 50
+  keep_checkpoints: int = 3
+  export_ticks: int = 0             # 0: export G_ema only at the end.
+  resume: str = 'latest'            # 'latest' (in run_dir), 'none', or a checkpoint path.
+  resume_pkl: Optional[str] = None  # An official pickle to fine-tune from.
+  exact_data_resume: bool = True    # Checkpoint the input pipeline (its shuffle buffer too).
+  grid: Optional[Tuple[int, int]] = None  # Snapshot grid (columns, rows); None: automatic.
+  metrics: Tuple[str, ...] = ()
+  metrics_ticks: int = 0            # 0: at every network snapshot.
+
+  @property
+  def resolution(self) -> int:
+    return self.G.img_resolution
+
+  @property
+  def tick_nimg(self) -> int:
+    kimg = self.tick_kimg if self.tick_kimg is not None else _TICK_KIMG.get(self.resolution, 4)
+    return max(1, int(round(kimg * 1000)))
+
+  @property
+  def grid_size(self) -> Tuple[int, int]:
+    if self.grid is not None:
+      return tuple(self.grid)
+    r = self.resolution
+    return (int(min(max(3840 // r, 7), 16)), int(min(max(2160 // r, 4), 16)))
+
+  def to_dict(self):
+    return dataclasses.asdict(self)
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+  @classmethod
+  def from_dict(cls, d) -> 'TrainConfig':
+    return _from_dict(cls, d)
+
+
+def _from_dict(cls, d):
+  kwargs = {}
+  for f in dataclasses.fields(cls):
+    if f.name not in d:
+      continue
+    value = d[f.name]
+    ftype = f.type if not isinstance(f.type, str) else _TYPES.get(f.name)
+    if dataclasses.is_dataclass(ftype) and isinstance(value, dict):
+      value = _from_dict(ftype, value)
+    elif isinstance(value, list):
+      value = tuple(value)
+    kwargs[f.name] = value
+  return cls(**kwargs)
+
+
+_TYPES = {'data': DataConfig, 'G': net_configs.GeneratorConfig,
+          'D': net_configs.DiscriminatorConfig, 'loss': LossConfig, 'optimizer': OptimizerConfig}
+
+
+def lazy_adam_hparams(opt: OptimizerConfig, interval: int, lazy: bool = True):
+  """(lr, beta1, beta2) adjusted for lazy regularisation every `interval` minibatches.
+
+  With c = k / (k + 1): lr' = c * lr, beta1' = beta1 ** c, beta2' = beta2 ** c (paper
+  appendix B), compensating for the k + 1 optimizer steps per k minibatches.
+  """
+  if not lazy or interval <= 1:
+    return opt.learning_rate, opt.beta1, opt.beta2
+  c = interval / (interval + 1)
+  return opt.learning_rate * c, opt.beta1 ** c, opt.beta2 ** c
+
+
+def ema_beta(batch_size: int, ema_kimg: float, cur_nimg: int = 0,
+             ema_rampup: Optional[float] = None) -> float:
+  """G_ema decay per minibatch: 0.5 ** (batch / half-life in images).
+
+  With `ema_rampup` the half-life is at most ema_rampup * cur_nimg (StyleGAN2-ADA), so the
+  average does not stay stuck at the random initialisation early in short runs.
+  """
+  ema_nimg = ema_kimg * 1000.0
+  if ema_rampup is not None:
+    ema_nimg = min(ema_nimg, cur_nimg * ema_rampup)
+  if ema_nimg <= 0:
+    return 0.0
+  return 0.5 ** (batch_size / ema_nimg)
+
+
+def _require(ok, msg):
+  if not ok:
+    raise ConfigError(msg)
+
+
+def resolve_config(cfg: TrainConfig) -> TrainConfig:
+  """Checks cfg and fills in the dataset's resolution, channels and labels.
+
+  Reads only the dataset's file headers. Raises ConfigError naming the flag.
+  """
+  from sg2tf.dataset_info import DatasetError  # pylint: disable=g-import-not-at-top
+  from sg2tf.dataset_info import DatasetInfo  # pylint: disable=g-import-not-at-top
+  _require(cfg.run_dir, '--run_dir is required (where checkpoints, logs and images go).')
+  _require(cfg.data.data_dir, '--data_dir is required (a TFRecord dataset directory made by '
+           'data/dataset_tool.py).')
+  _require(cfg.strategy in STRATEGIES, f'--strategy={cfg.strategy!r}: use one of {STRATEGIES}.')
+  _require(cfg.impl in IMPLS, f'--impl={cfg.impl!r}: use one of {IMPLS}.')
+  _require(cfg.batch_size >= 1, f'--batch_size={cfg.batch_size} must be >= 1.')
+  _require(cfg.total_kimg > 0, f'--total_kimg={cfg.total_kimg} must be > 0.')
+  _require(cfg.ema_kimg >= 0, f'--ema_kimg={cfg.ema_kimg} must be >= 0.')
+  _require(cfg.ema_rampup is None or cfg.ema_rampup > 0,
+           f'--ema_rampup={cfg.ema_rampup} must be > 0 (or unset).')
+  loss, opt = cfg.loss, cfg.optimizer
+  _require(loss.r1_gamma >= 0, f'--gamma={loss.r1_gamma} must be >= 0.')
+  _require(loss.pl_weight >= 0, f'--pl_weight={loss.pl_weight} must be >= 0.')
+  _require(0 <= loss.style_mixing_prob <= 1,
+           f'--style_mixing={loss.style_mixing_prob} must be in [0, 1].')
+  _require(0 < loss.pl_decay <= 1, f'--pl_decay={loss.pl_decay} must be in (0, 1].')
+  _require(loss.pl_batch_shrink >= 1, f'--pl_batch_shrink={loss.pl_batch_shrink} must be >= 1.')
+  _require(loss.g_reg_interval >= 1 and loss.d_reg_interval >= 1,
+           f'--g_reg_interval={loss.g_reg_interval} and --d_reg_interval='
+           f'{loss.d_reg_interval} must be >= 1.')
+  _require(opt.learning_rate > 0, f'--lr={opt.learning_rate} must be > 0.')
+  _require(0 <= opt.beta1 < 1 and 0 <= opt.beta2 < 1,
+           f'--beta1={opt.beta1} and --beta2={opt.beta2} must be in [0, 1).')
+  for name in ('image_snapshot_ticks', 'checkpoint_ticks', 'network_snapshot_ticks',
+               'keep_checkpoints'):
+    _require(getattr(cfg, name) >= 1, f'--{name}={getattr(cfg, name)} must be >= 1.')
+  _require(cfg.export_ticks >= 0 and cfg.metrics_ticks >= 0,
+           '--export_ticks and --metrics_ticks must be >= 0.')
+  if cfg.grid is not None:
+    _require(len(cfg.grid) == 2 and min(cfg.grid) >= 1,
+             f'--grid={cfg.grid}: use COLUMNSxROWS, e.g. 8x8.')
+  if cfg.resume not in ('latest', 'none') and not _checkpoint_exists(cfg.resume):
+    raise ConfigError(f'--resume={cfg.resume}: no such checkpoint (expected "latest", "none" '
+                      f'or a checkpoint prefix such as {cfg.run_dir}/checkpoints/ckpt-12).')
+  if cfg.metrics:
+    from sg2tf.metrics import runner  # pylint: disable=g-import-not-at-top
+    try:
+      runner.check_metric_names(cfg.metrics)
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
+  if cfg.resume_pkl is not None:
+    _require(os.path.isfile(cfg.resume_pkl), f'--resume_pkl={cfg.resume_pkl}: no such file.')
+  try:
+    info = DatasetInfo.from_dir(cfg.data.data_dir)
+  except DatasetError as e:
+    raise ConfigError(f'--data_dir: {e}') from None
+  res = cfg.data.resolution or info.resolution
+  if res not in info.files:
+    raise ConfigError(f'--resolution={res}: {cfg.data.data_dir} has resolutions '
+                      f'{", ".join(map(str, info.resolutions))}; pick one of those.')
+  _require(res >= 8, f'--resolution={res}: the discriminator needs at least 8x8.')
+  if cfg.data.use_labels:
+    _require(info.label_dim > 0, f'--cond: {cfg.data.data_dir} has no labels file; train '
+             'without --cond or re-create the dataset with labels.')
+  label_dim = info.label_dim if cfg.data.use_labels else 0
+  _require(info.count >= cfg.batch_size,
+           f'--batch_size={cfg.batch_size}: the dataset has only {info.count} images.')
+  data = dataclasses.replace(cfg.data, resolution=res, channels=info.channels,
+                             label_dim=label_dim, num_images=info.count)
+  common = dict(img_resolution=res, img_channels=info.channels, c_dim=label_dim)
+  g = dataclasses.replace(cfg.G, **common)
+  d = dataclasses.replace(cfg.D, **common)
+  for who, net in (('G', g), ('D', d)):
+    _require(net.architecture in ('orig', 'skip', 'resnet'),
+             f'--{who.lower()}_arch={net.architecture!r}: use orig, skip or resnet.')
+  return dataclasses.replace(cfg, data=data, G=g, D=d)
+
+
+def check_replicas(cfg: TrainConfig, num_replicas: int) -> None:
+  """Rejects a minibatch that does not split evenly over the replicas."""
+  n = cfg.batch_size
+  _require(n % num_replicas == 0,
+           f'--batch_size={n} is not divisible by the {num_replicas} replicas; use a multiple '
+           f'of {num_replicas}.')
+  per = n // num_replicas
+  if cfg.loss.pl_weight > 0:
+    _require(per % cfg.loss.pl_batch_shrink == 0,
+             f'--batch_size={n}: {per} images per replica do not split by '
+             f'--pl_batch_shrink={cfg.loss.pl_batch_shrink}; use a batch that is a multiple of '
+             f'{num_replicas * cfg.loss.pl_batch_shrink}.')
+  g = cfg.D.mbstd_group_size
+  if g > 1:
+    _require(per % min(g, per) == 0,
+             f'--batch_size={n}: {per} images per replica are not divisible by the minibatch '
+             f'stddev group size {g} (--mbstd_group_size); use a multiple of {g} per replica.')
+
+
+def _checkpoint_exists(prefix: str) -> bool:
+  return os.path.isfile(prefix + '.index')
+
+
+def atomic_write_text(path: str, text: str) -> None:
+  """Writes text to path via a temporary file in the same folder and os.replace."""
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
+  try:
+    with os.fdopen(fd, 'w', encoding='utf-8') as f:
+      f.write(text)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def write_config(cfg: TrainConfig) -> str:
+  path = os.path.join(cfg.run_dir, CONFIG_NAME)
+  atomic_write_text(path, cfg.to_json() + '\n')
+  return path
+
+
+def read_config(run_dir: str) -> TrainConfig:
+  with open(os.path.join(run_dir, CONFIG_NAME), encoding='utf-8') as f:
+    return TrainConfig.from_dict(json.load(f))
+
+
+def num_steps(cfg: TrainConfig) -> int:
+  """Minibatches needed to show total_kimg thousand images."""
+  return int(math.ceil(cfg.total_kimg * 1000 / cfg.batch_size - 1e-9))

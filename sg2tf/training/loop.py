@@ -1,0 +1,393 @@
+"""The training loop: networks, optimizers, state, data, phases, ticks, snapshots, resume.
+
+    trainer = Trainer(cfg, strategy)      # builds (or restores) everything
+    trainer.run()                         # trains to cfg.total_kimg
+
+A minibatch runs Gmain, Greg (every g_reg_interval), Dmain + G_ema, Dreg (every
+d_reg_interval) -- see phases.py. Every `tick` images (official tick lengths) one progress
+line is logged and TensorBoard scalars are written; image grids, rolling checkpoints and
+network snapshots follow their tick intervals. A non-finite loss stops training at once with
+the minibatch and the term named; nothing is saved after it.
+"""
+
+import dataclasses
+import json
+import os
+import time
+from typing import Dict, Optional
+
+from absl import logging
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sg2tf import dataset as sg2tf_dataset
+from sg2tf.networks import Discriminator, Generator
+from sg2tf.training import checkpointing
+from sg2tf.training import config as config_lib
+from sg2tf.training import distribute
+from sg2tf.training import monitoring
+from sg2tf.training import phases as phases_lib
+
+ConfigError = config_lib.ConfigError
+
+
+class NonFiniteLossError(RuntimeError):
+  """A loss or regulariser became NaN or Inf; the message names the minibatch and term."""
+
+
+class Trainer:
+  """One training run (see module docstring). Build it under no strategy scope."""
+
+  def __init__(self, cfg: config_lib.TrainConfig, strategy: tf.distribute.Strategy):
+    self.cfg = cfg
+    self.strategy = strategy
+    self.replicas = strategy.num_replicas_in_sync
+    config_lib.check_replicas(cfg, self.replicas)
+    self.chief = distribute.is_chief(strategy)
+    self.multi_worker = distribute.is_multi_worker(strategy)
+    if cfg.mixed_precision:
+      raise ConfigError('--mixed_precision is not supported yet: the networks build float32 '
+                        'layers only (see the README); train without it.')
+    os.makedirs(cfg.run_dir, exist_ok=True)
+    self.info = sg2tf_dataset.DatasetInfo.from_dir(cfg.data.data_dir)
+    self._check_run_dir()
+
+    keras.utils.set_random_seed(cfg.seed)
+    with strategy.scope():
+      self.G = Generator(impl=cfg.impl, **cfg.G.kwargs())
+      self.D = Discriminator(impl=cfg.impl, **cfg.D.kwargs())
+      self.G_ema = Generator(impl=cfg.impl, **cfg.G.kwargs())
+      checkpointing.copy_weights(self.G, self.G_ema, 'G_ema')
+      lazy = cfg.loss.lazy_regularization
+      self.g_hparams = config_lib.lazy_adam_hparams(cfg.optimizer, cfg.loss.g_reg_interval,
+                                                    lazy)
+      self.d_hparams = config_lib.lazy_adam_hparams(cfg.optimizer, cfg.loss.d_reg_interval,
+                                                    lazy)
+      self.g_opt = self._adam(self.g_hparams, 'G_opt')
+      self.d_opt = self._adam(self.d_hparams, 'D_opt')
+      # Keras 3 optimizers under tf.distribute need their slots built inside the scope.
+      self.g_opt.build(self.G.trainable_variables)
+      self.d_opt.build(self.D.trainable_variables)
+      self.pl_mean = tf.Variable(0.0, trainable=False, name='pl_mean')
+    # Counters and the random stream live outside the strategy (one copy, cross-replica use).
+    self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+    self.nimg = tf.Variable(0, dtype=tf.int64, trainable=False, name='nimg')
+    self.tick = tf.Variable(-1, dtype=tf.int64, trainable=False, name='tick')
+    self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name='elapsed_sec')
+    self.rng = tf.random.Generator.from_seed(cfg.seed)
+
+    label_table = None
+    if cfg.data.label_dim:
+      label_table = tf.constant(self.info.load_labels())
+    self.save_data_state = cfg.exact_data_resume and not self.multi_worker
+    data_kwargs = dict(mirror_augment=cfg.data.mirror, seed=cfg.seed,
+                       with_labels=bool(cfg.data.label_dim),
+                       shuffle_buffer=sg2tf_dataset.default_shuffle_buffer(
+                           self.info, cfg.resolution, cfg.data.shuffle_mb))
+    if self.save_data_state:
+      # tf.distribute's iterators cannot be checkpointed, plain tf.data ones can: read global
+      # batches on this host and hand each replica its slice.
+      self.iterator = iter(sg2tf_dataset.make_dataset(self.info, cfg.batch_size,
+                                                      cfg.resolution, **data_kwargs))
+    else:
+      self.iterator = iter(sg2tf_dataset.distribute(strategy, self.info, cfg.batch_size,
+                                                    cfg.resolution, **data_kwargs))
+    self.phases = phases_lib.Phases(
+        strategy, self.G, self.D, self.G_ema, self.g_opt, self.d_opt, self.pl_mean, self.rng,
+        global_batch=cfg.batch_size, loss_cfg=cfg.loss, label_table=label_table, impl=cfg.impl)
+
+    trackables = dict(G=self.G, D=self.D, G_ema=self.G_ema, G_opt=self.g_opt, D_opt=self.d_opt,
+                      pl_mean=self.pl_mean, step=self.step, nimg=self.nimg, tick=self.tick,
+                      elapsed_sec=self.elapsed, rng=self.rng)
+    if self.save_data_state:
+      trackables['data'] = self.iterator
+    worker_id = 0 if self.chief else getattr(strategy.cluster_resolver, 'task_id', 1)
+    self.checkpointer = checkpointing.Checkpointer(cfg.run_dir, cfg.keep_checkpoints,
+                                                   chief=self.chief, worker_id=worker_id,
+                                                   **trackables)
+    self.monitor = monitoring.Monitor(cfg.run_dir, chief=self.chief)
+    self.stats = monitoring.TickStats()
+    self.phase_totals = {}  # phase -> [seconds, calls] over the whole run (benchmarks)
+    self._grid_fn = tf.function(self._grid_batch, reduce_retracing=True)
+    self._restore_or_init()
+    if self.chief:
+      config_lib.write_config(cfg)
+
+  # ------------------------------------------------------------------ set-up
+
+  def _adam(self, hparams, name):
+    lr, b1, b2 = hparams
+    return keras.optimizers.Adam(learning_rate=lr, beta_1=b1, beta_2=b2,
+                                 epsilon=self.cfg.optimizer.epsilon, name=name)
+
+  def _check_run_dir(self):
+    cfg = self.cfg
+    if not checkpointing.has_checkpoints(cfg.run_dir):
+      return
+    if cfg.resume == 'none':
+      raise ConfigError(f'--resume=none but {cfg.run_dir} already holds checkpoints; resume '
+                        'with --resume=latest (the default) or choose a new --run_dir.')
+    path = os.path.join(cfg.run_dir, config_lib.CONFIG_NAME)
+    if cfg.resume == 'latest' and os.path.isfile(path):
+      old = config_lib.read_config(cfg.run_dir)
+      diffs = [f'{who}.{k}: {getattr(getattr(old, who), k)!r} -> {v!r}'
+               for who in ('G', 'D') for k, v in dataclasses.asdict(getattr(cfg, who)).items()
+               if _norm(getattr(getattr(old, who), k)) != _norm(v)]
+      if diffs:
+        raise ConfigError(f'{cfg.run_dir} holds checkpoints of different networks ('
+                          f'{"; ".join(diffs)}); use the same network flags to resume, or a '
+                          'new --run_dir.')
+
+  def _restore_or_init(self):
+    cfg = self.cfg
+    path = None
+    if cfg.resume == 'latest':
+      path = self.checkpointer.latest
+    elif cfg.resume != 'none':
+      path = cfg.resume
+    if path:
+      self.checkpointer.restore(path)
+      logging.info('Resuming at kimg %.3f (minibatch %d).', self.nimg.numpy() / 1000,
+                   self.step.numpy())
+      return
+    if cfg.resume_pkl:
+      from sg2tf import convert  # pylint: disable=g-import-not-at-top
+      src_g, src_d, src_ema = convert.load_official_pkl(cfg.resume_pkl, impl=cfg.impl)
+      for src, dst, who in ((src_g, self.G, 'G'), (src_d, self.D, 'D'),
+                            (src_ema, self.G_ema, 'G_ema')):
+        try:
+          checkpointing.copy_weights(src, dst, who)
+        except ValueError as e:
+          raise ConfigError(f'--resume_pkl={cfg.resume_pkl}: {e} Match --cfg, the '
+                            'resolution and the network flags to the pickle.') from None
+      logging.info('Fine-tuning from %s.', cfg.resume_pkl)
+
+  # ------------------------------------------------------------------ training
+
+  def _ema_beta(self) -> float:
+    cfg = self.cfg
+    return config_lib.ema_beta(cfg.batch_size, cfg.ema_kimg, int(self.nimg.numpy()),
+                               cfg.ema_rampup)
+
+  def _timed(self, name, fn, *args) -> Dict[str, float]:
+    t0 = time.perf_counter()
+    out = {k: float(v.numpy()) for k, v in fn(*args).items()}  # .numpy() waits for the step.
+    dt = time.perf_counter() - t0
+    self.stats.add_phase(name, dt)
+    tot = self.phase_totals.setdefault(name, [0.0, 0])
+    tot[0] += dt
+    tot[1] += 1
+    for k, v in out.items():
+      if not np.isfinite(v):
+        raise NonFiniteLossError(
+            f'{k} = {v} in phase {name} at minibatch {int(self.step.numpy())} (kimg '
+            f'{self.nimg.numpy() / 1000:.3f}); training stopped without saving. The last good '
+            f'checkpoint is {self.checkpointer.latest or "none (nothing was saved yet)"}. Try '
+            'a lower --lr, a higher --gamma, or another --seed.')
+    return out
+
+  def _next_batch(self):
+    batch = next(self.iterator)
+    if not self.save_data_state:
+      return batch
+    n = self.cfg.batch_size // self.replicas
+
+    def local(ctx):
+      i = ctx.replica_id_in_sync_group
+      return tf.nest.map_structure(lambda x: x[i * n:(i + 1) * n], batch)
+    return self.strategy.experimental_distribute_values_from_function(local)
+
+  def train_step(self):
+    """One minibatch: Gmain, [Greg], Dmain + G_ema, [Dreg]. Returns the step's metrics."""
+    cfg, ph = self.cfg, self.phases
+    batch = self._next_batch()
+    reals, labels = batch if cfg.data.label_dim else (batch, None)
+    step = int(self.step.numpy())
+    metrics = self._timed('Gmain', ph.g_main)
+    if ph.lazy and ph.use_pl and step % cfg.loss.g_reg_interval == 0:
+      metrics.update(self._timed('Greg', ph.g_reg))
+    beta = tf.constant(self._ema_beta(), tf.float32)
+    metrics.update(self._timed('Dmain', ph.d_main, reals, labels, beta))
+    if ph.lazy and ph.use_r1 and step % cfg.loss.d_reg_interval == 0:
+      metrics.update(self._timed('Dreg', ph.d_reg, reals, labels))
+    self.step.assign_add(1)
+    self.nimg.assign_add(cfg.batch_size)
+    self.stats.add(metrics)
+    return metrics
+
+  def run(self, max_steps: Optional[int] = None):
+    """Trains until cfg.total_kimg (or max_steps more minibatches). Returns the last metrics."""
+    cfg = self.cfg
+    total = int(round(cfg.total_kimg * 1000))
+    if self.chief and int(self.nimg.numpy()) == 0 and int(self.tick.numpy()) < 0:
+      self._initial_images()
+    logging.info('Training for %.3f kimg from kimg %.3f: batch %d over %d replica(s), G lr '
+                 '%.3g betas %.3g/%.3g, D lr %.3g betas %.3g/%.3g.', cfg.total_kimg,
+                 self.nimg.numpy() / 1000, cfg.batch_size, self.replicas, *self.g_hparams,
+                 *self.d_hparams)
+    self._tick_start_time = self._last_time = time.time()
+    self._tick_start_nimg = int(self.nimg.numpy())
+    metrics = {}
+    steps = 0
+    done = int(self.nimg.numpy()) >= total
+    while not done:
+      metrics = self.train_step()
+      steps += 1
+      nimg = int(self.nimg.numpy())
+      done = nimg >= total
+      if int(self.tick.numpy()) < 0 or nimg >= self._tick_start_nimg + cfg.tick_nimg or done:
+        self._maintenance(done)
+      if max_steps is not None and steps >= max_steps:
+        break
+    if done:
+      self.export()
+    return metrics
+
+  # ------------------------------------------------------------------ maintenance
+
+  def _maintenance(self, done: bool):
+    cfg = self.cfg
+    now = time.time()
+    self.elapsed.assign_add(now - self._last_time)
+    self._last_time = now
+    self.tick.assign_add(1)
+    tick = int(self.tick.numpy())
+    nimg = int(self.nimg.numpy())
+    tick_sec = now - self._tick_start_time
+    tick_kimg = (nimg - self._tick_start_nimg) / 1000
+    self._tick_start_time, self._tick_start_nimg = now, nimg
+    mem = monitoring.peak_memory_gb()
+    self.monitor.progress(tick, nimg / 1000, cfg.total_kimg, float(self.elapsed.numpy()),
+                          tick_sec, tick_kimg, mem)
+    scalars = self.stats.means()
+    scalars.update({
+        'Loss/pl_mean': float(self.pl_mean.numpy()),
+        'Progress/tick': tick, 'Progress/kimg': nimg / 1000,
+        'Progress/lr_G': self.g_hparams[0], 'Progress/lr_D': self.d_hparams[0],
+        'Progress/ema_beta': self._ema_beta(),
+        'Timing/sec_per_tick': tick_sec,
+        'Timing/sec_per_kimg': tick_sec / tick_kimg if tick_kimg else 0.0,
+        'Timing/img_per_sec': tick_kimg * 1000 / tick_sec if tick_sec > 0 else 0.0,
+        'Timing/total_hours': float(self.elapsed.numpy()) / 3600,
+        'Resources/peak_host_mem_gb': mem['host']})
+    if 'gpu' in mem:
+      scalars['Resources/peak_gpu_mem_gb'] = mem['gpu']
+    for name, sec in self.stats.phase_sec.items():
+      scalars[f'Timing/phase_{name}_ms'] = 1000 * sec / self.stats.phase_calls[name]
+    self.monitor.scalars(nimg, scalars)
+    self.stats.reset()
+    if tick % cfg.image_snapshot_ticks == 0 or done:
+      self.image_snapshot()
+    if tick % cfg.checkpoint_ticks == 0 or done:
+      self.save_checkpoint()
+    if tick % cfg.network_snapshot_ticks == 0 or done:
+      path = self.network_snapshot()
+      if cfg.metrics and (not cfg.metrics_ticks or tick % cfg.metrics_ticks == 0 or done):
+        self._run_metrics(path)
+    elif cfg.metrics and cfg.metrics_ticks and tick % cfg.metrics_ticks == 0:
+      self._run_metrics(self.network_snapshot())
+    if cfg.export_ticks and tick % cfg.export_ticks == 0 and not done:
+      self.export(name=f'networks-{nimg // 1000:06d}')
+    # Snapshot work is not training time; keep it out of the next tick's sec/kimg.
+    self._tick_start_time = self._last_time = time.time()
+
+  def _metadata(self):
+    return {'training': {'run_dir': os.path.abspath(self.cfg.run_dir),
+                         'nimg': int(self.nimg.numpy()), 'step': int(self.step.numpy()),
+                         'config': self.cfg.to_dict()}}
+
+  def _check_weights_finite(self):
+    for net, who in ((self.G, 'G'), (self.D, 'D'), (self.G_ema, 'G_ema')):
+      for v in net.variables:
+        if not np.all(np.isfinite(np.asarray(v.numpy()))):
+          raise NonFiniteLossError(f'{who} variable {v.path} holds NaN/Inf at minibatch '
+                                   f'{int(self.step.numpy())}; not saving it. The last good '
+                                   f'checkpoint is {self.checkpointer.latest}.')
+
+  def save_checkpoint(self) -> str:
+    self._check_weights_finite()
+    return self.checkpointer.save(int(self.nimg.numpy()))
+
+  def network_snapshot(self) -> Optional[str]:
+    if not self.chief:
+      return None
+    self._check_weights_finite()
+    return checkpointing.save_network_dir(
+        checkpointing.snapshot_path(self.cfg.run_dir, int(self.nimg.numpy())), self.G, self.D,
+        self.G_ema, self._metadata())
+
+  def export(self, name='networks-final') -> Optional[str]:
+    """The end-of-training export hook (a network directory until SavedModel export lands)."""
+    if not self.chief:
+      return None
+    self._check_weights_finite()
+    return checkpointing.export_generator(self.cfg.run_dir, self.G, self.D, self.G_ema,
+                                          self._metadata(), name=name)
+
+  def _run_metrics(self, network_dir):
+    """Official metrics of G_ema (sg2tf.metrics) into metrics.jsonl and TensorBoard."""
+    if network_dir is None:
+      return
+    from sg2tf.metrics import runner  # pylint: disable=g-import-not-at-top
+    runner.evaluate(self.G_ema, list(self.cfg.metrics), self.cfg.data.data_dir,
+                    runner.Options(seed=self.cfg.seed), strategy=self.strategy,
+                    network_name=network_dir, output_dir=self.cfg.run_dir,
+                    step=int(self.nimg.numpy()))
+
+  # ------------------------------------------------------------------ image grids
+
+  def _grid_batch(self, z, c):
+    return self.G_ema(z, c, noise_mode='const', impl=self.cfg.impl)
+
+  def grid_latents(self):
+    """The fixed latents (and labels) of the snapshot grid: the same for every snapshot."""
+    cols, rows = self.cfg.grid_size
+    n = cols * rows
+    rnd = np.random.RandomState(self.cfg.seed + 1000)
+    z = rnd.randn(n, self.cfg.G.z_dim).astype(np.float32)
+    c = None
+    if self.cfg.data.label_dim:
+      labels = self.info.load_labels()
+      c = labels[rnd.randint(0, len(labels), size=n)]
+    return z, c
+
+  def generate_grid(self, batch=16) -> np.ndarray:
+    z, c = self.grid_latents()
+    out = []
+    for i in range(0, len(z), batch):
+      zi = z[i:i + batch]
+      ci = None if c is None else c[i:i + batch]
+      out.append(self._grid_fn(tf.constant(zi), None if ci is None else tf.constant(ci)).numpy())
+    return monitoring.grid_image(monitoring.to_uint8(np.concatenate(out)), self.cfg.grid_size)
+
+  def image_snapshot(self) -> Optional[str]:
+    if not self.chief:
+      return None
+    nimg = int(self.nimg.numpy())
+    return self.monitor.image(nimg, 'fakes', self.generate_grid(),
+                              f'fakes{nimg // 1000:06d}.png')
+
+  def _initial_images(self):
+    cols, rows = self.cfg.grid_size
+    n = min(cols * rows, self.info.count)
+    ds = sg2tf_dataset.make_dataset(self.info, n, self.cfg.resolution, shuffle_buffer=0,
+                                    repeat=False, verify=False, prefetch=None)
+    reals = next(iter(ds)).numpy()
+    self.monitor.image(0, 'reals', monitoring.grid_image(monitoring.to_uint8(reals),
+                                                         self.cfg.grid_size), 'reals.png')
+    self.monitor.image(0, 'fakes', self.generate_grid(), 'fakes_init.png')
+
+
+def _norm(v):
+  return json.loads(json.dumps(v))
+
+
+def train(cfg: config_lib.TrainConfig, strategy: Optional[tf.distribute.Strategy] = None):
+  """Trains a resolved config to the end; returns the Trainer."""
+  strategy = strategy or distribute.make_strategy(cfg.strategy)
+  trainer = Trainer(cfg, strategy)
+  with sg2tf_dataset.translate_errors(trainer.info, cfg.resolution):
+    trainer.run()
+  trainer.monitor.close()
+  return trainer

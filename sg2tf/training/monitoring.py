@@ -1,0 +1,152 @@
+"""Progress reporting: TensorBoard scalars and image grids, PNG grids, one console line a tick.
+
+Scalars (TensorBoard step = images shown so far):
+  Loss/G/loss, Loss/D/loss, Loss/scores/real, Loss/scores/fake, Loss/r1_penalty (the
+  squared gradient norm), Loss/D/reg (gamma/2 times it), Loss/pl_lengths, Loss/pl_penalty,
+  Loss/G/reg, Loss/pl_mean, Progress/tick, Progress/kimg, Progress/lr_G, Progress/lr_D,
+  Progress/ema_beta, Timing/sec_per_tick, Timing/sec_per_kimg, Timing/img_per_sec,
+  Timing/phase_<name>_ms, Resources/peak_host_mem_gb and, on GPUs, Resources/peak_gpu_mem_gb.
+Images: `fakes` (the fixed-latent G_ema grid) at every image snapshot, also written as
+`fakes<kimg>.png` in the run directory, and `reals.png` once.
+"""
+
+import collections
+import os
+import resource
+import tempfile
+from typing import Dict, Optional, Sequence
+
+from absl import logging
+import numpy as np
+import PIL.Image
+import tensorflow as tf
+
+
+def format_time(seconds: float) -> str:
+  s = int(round(max(seconds, 0)))
+  if s < 60:
+    return f'{s}s'
+  if s < 3600:
+    return f'{s // 60}m {s % 60:02d}s'
+  if s < 86400:
+    return f'{s // 3600}h {(s // 60) % 60:02d}m'
+  return f'{s // 86400}d {(s // 3600) % 24:02d}h'
+
+
+def peak_memory_gb() -> Dict[str, float]:
+  """Peak resident memory of this process and, per the allocator, of the GPUs (max)."""
+  out = {'host': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}  # KiB -> GiB
+  gpus = tf.config.list_logical_devices('GPU')
+  if gpus:
+    peak = 0
+    for d in gpus:
+      try:
+        peak = max(peak, tf.config.experimental.get_memory_info(d.name)['peak'])
+      except (ValueError, tf.errors.OpError):
+        pass
+    out['gpu'] = peak / 2**30
+  return out
+
+
+def grid_image(images: np.ndarray, grid: Sequence[int]) -> np.ndarray:
+  """uint8 [N, H, W, C] -> one uint8 [rows*H, cols*W, C] image (row-major; missing = black)."""
+  cols, rows = int(grid[0]), int(grid[1])
+  n, h, w, c = images.shape
+  canvas = np.zeros([rows * h, cols * w, c], np.uint8)
+  for i in range(min(n, rows * cols)):
+    y, x = divmod(i, cols)
+    canvas[y * h:(y + 1) * h, x * w:(x + 1) * w] = images[i]
+  return canvas
+
+
+def save_png(image: np.ndarray, path: str) -> str:
+  """Writes a uint8 [H, W, C] image atomically (temp file + os.replace)."""
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  img = image[:, :, 0] if image.shape[2] == 1 else image
+  fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.png',
+                             dir=folder)
+  os.close(fd)
+  try:
+    PIL.Image.fromarray(img).save(tmp, format='PNG')
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  return path
+
+
+def to_uint8(images) -> np.ndarray:
+  """Float [-1, 1] NHWC -> uint8 [0, 255], rounded and clipped (official convert_images)."""
+  x = np.asarray(images, np.float32)
+  return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+class TickStats:
+  """Per-tick means of the step metrics, and per-phase wall-clock time."""
+
+  def __init__(self):
+    self.reset()
+
+  def reset(self):
+    self._sums = collections.defaultdict(float)
+    self._counts = collections.defaultdict(int)
+    self.phase_sec = collections.defaultdict(float)
+    self.phase_calls = collections.defaultdict(int)
+
+  def add(self, metrics: Dict[str, float]):
+    for k, v in metrics.items():
+      self._sums[k] += float(v)
+      self._counts[k] += 1
+
+  def add_phase(self, name: str, seconds: float):
+    self.phase_sec[name] += seconds
+    self.phase_calls[name] += 1
+
+  def means(self) -> Dict[str, float]:
+    return {k: self._sums[k] / self._counts[k] for k in self._sums}
+
+
+class Monitor:
+  """Writes TensorBoard events and PNGs in run_dir (only on the chief) and logs progress."""
+
+  def __init__(self, run_dir: str, chief: bool = True):
+    self.run_dir = run_dir
+    self.chief = chief
+    self._writer = tf.summary.create_file_writer(run_dir) if chief else None
+
+  def scalars(self, step: int, values: Dict[str, float]):
+    if self._writer is None:
+      return
+    with self._writer.as_default(step=int(step)):
+      for k, v in sorted(values.items()):
+        tf.summary.scalar(k, float(v))
+    self._writer.flush()
+
+  def image(self, step: int, name: str, image: np.ndarray, png_name: Optional[str] = None):
+    """Logs a uint8 [H, W, C] image to TensorBoard and, with png_name, as a PNG."""
+    if not self.chief:
+      return None
+    path = save_png(image, os.path.join(self.run_dir, png_name)) if png_name else None
+    if self._writer is not None:
+      with self._writer.as_default(step=int(step)):
+        tf.summary.image(name, image[np.newaxis], max_outputs=1)
+      self._writer.flush()
+    return path
+
+  def progress(self, tick: int, kimg: float, total_kimg: float, total_sec: float,
+               tick_sec: float, tick_kimg: float, mem: Dict[str, float]):
+    """One console line: tick, kimg, time, sec/tick, sec/kimg, memory, ETA."""
+    sec_per_kimg = tick_sec / tick_kimg if tick_kimg > 0 else 0.0
+    eta = max(total_kimg - kimg, 0.0) * sec_per_kimg
+    mem_text = f'host {mem["host"]:.2f} GB'
+    if 'gpu' in mem:
+      mem_text = f'gpu {mem["gpu"]:.2f} GB  ' + mem_text
+    logging.info('tick %-5d kimg %-9.3f time %-10s sec/tick %-8.1f sec/kimg %-8.2f mem %s  '
+                 'eta %s', tick, kimg, format_time(total_sec), tick_sec, sec_per_kimg,
+                 mem_text, format_time(eta))
+
+  def close(self):
+    if self._writer is not None:
+      self._writer.close()

@@ -1,0 +1,48 @@
+"""Quickstart data: the 100 real LFW face crops that ship inside the scikit-image wheel.
+
+    python -m sg2tf.training.quickstart <out.npy>
+
+writes them as a uint8 [100, 25, 25] array for `data/dataset_tool.py create_from_npy`
+(the Makefile's `quickstart` target resizes them to 32x32 and trains on them). No network
+access: the images come from the installed package (`pip install -e .[quickstart]`).
+"""
+
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+NUM_FACES = 100  # lfw_subset.npy: 100 faces, then 100 non-face background crops.
+
+
+def lfw_faces() -> np.ndarray:
+  """uint8 [100, 25, 25] grayscale faces from skimage/data/lfw_subset.npy."""
+  try:
+    import skimage  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise SystemExit('scikit-image is not installed; run `pip install -e ".[quickstart]"` '
+                     '(or `make quickstart`, which does).') from None
+  path = os.path.join(os.path.dirname(skimage.__file__), 'data', 'lfw_subset.npy')
+  if not os.path.isfile(path):
+    raise SystemExit(f'{path} is missing from the installed scikit-image; reinstall it.')
+  faces = np.load(path, allow_pickle=False)[:NUM_FACES]  # float64 in [0, 1]
+  return np.clip(np.rint(faces * 255.0), 0, 255).astype(np.uint8)
+
+
+def main(argv):
+  if len(argv) != 2:
+    raise SystemExit(f'usage: python -m sg2tf.training.quickstart <out.npy>')
+  out = argv[1]
+  faces = lfw_faces()
+  folder = os.path.dirname(os.path.abspath(out))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(suffix='.npy', dir=folder)
+  with os.fdopen(fd, 'wb') as f:
+    np.save(f, faces)
+  os.replace(tmp, out)
+  print(f'{out}: {faces.shape[0]} LFW faces, {faces.shape[1]}x{faces.shape[2]} grayscale')
+
+
+if __name__ == '__main__':
+  main(sys.argv)

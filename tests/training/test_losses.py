@@ -1,0 +1,138 @@
+"""Losses and regularisers against independent computations on tiny networks."""
+
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+
+from sg2tf.networks import Discriminator, Generator
+from sg2tf.training import losses
+from sg2tf.training import phases
+from sg2tf.training import sampling
+
+
+def tiny_d(mbstd=2):
+  return Discriminator(img_resolution=8, img_channels=1, fmap_base=32, fmap_max=8,
+                       mbstd_group_size=mbstd, impl='ref')
+
+
+def tiny_g():
+  return Generator(z_dim=8, w_dim=8, mapping_layers=2, mapping_dim=8, img_resolution=8,
+                   img_channels=1, fmap_base=32, fmap_max=8, impl='ref')
+
+
+class LossesTest(tf.test.TestCase, parameterized.TestCase):
+
+  def test_logistic_losses(self):
+    real = tf.constant([[0.5], [-2.0]])
+    fake = tf.constant([[1.0], [3.0]])
+    sp = lambda x: np.log1p(np.exp(x))
+    self.assertAllClose(losses.g_main_loss(fake), sp(-np.array([1.0, 3.0])))
+    self.assertAllClose(losses.d_main_loss(real, fake),
+                        sp(np.array([1.0, 3.0])) + sp(-np.array([0.5, -2.0])))
+
+  @parameterized.parameters(1, 2)
+  def test_r1_matches_jacobian_and_finite_differences(self, mbstd):
+    tf.random.set_seed(1)
+    D = tiny_d(mbstd)
+    x = tf.random.normal([4, 8, 8, 1])
+    _, gp = losses.r1_penalty(D, x)
+    # Independent: the full Jacobian of every logit w.r.t. every input pixel. With minibatch
+    # stddev the logits of a sample depend on the other samples of its group too, and R1
+    # (official: gradient of the SUM of the scores) includes those cross terms.
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = D(x)[:, 0]
+    jac = tape.jacobian(y, x).numpy()  # [N, N, 8, 8, 1]
+    grad_of_sum = jac.sum(axis=0)
+    self.assertAllClose(gp, np.square(grad_of_sum).sum(axis=(1, 2, 3)), rtol=1e-4, atol=1e-7)
+    # And finite-difference directional derivatives of sum(D(x)), to within a few percent of
+    # the typical size of <grad, v> (float32, lrelu kinks).
+    typical = np.linalg.norm(grad_of_sum)
+    for i in range(3):
+      v = tf.random.normal(x.shape, seed=i)
+      h = 1e-3
+      fd = (tf.reduce_sum(D(x + h * v)) - tf.reduce_sum(D(x - h * v))) / (2 * h)
+      self.assertAllClose(fd, np.sum(grad_of_sum * v.numpy()), rtol=0, atol=0.05 * typical)
+
+  def test_path_length_matches_jacobian(self):
+    tf.random.set_seed(2)
+    G = tiny_g()
+    n = 3
+    ws = tf.random.normal([n, G.num_ws, G.w_dim])
+    noise = [tf.random.normal([n] + list(s[1:])) for s in G.synthesis.noise_shapes]
+    scale = losses.pl_noise_scale(8)
+    self.assertAllClose(scale, 1 / 8)
+    y = tf.random.normal([n, 8, 8, 1]) * scale
+    synth = lambda w: G.synthesis(w, noise=noise, impl='ref')
+    _, lengths = losses.path_lengths(synth, ws, y)
+    with tf.GradientTape() as tape:
+      tape.watch(ws)
+      img = synth(ws)
+    jac = tape.jacobian(img, ws).numpy()  # [n, 8, 8, 1, n, num_ws, w_dim]
+    expected = []
+    for i in range(n):
+      jty = np.tensordot(y.numpy()[i], jac[i, :, :, :, i], axes=3)  # J_i^T y_i: [num_ws, w_dim]
+      expected.append(np.sqrt(np.mean(np.sum(np.square(jty), axis=1))))
+      # Samples do not interact in G: the off-diagonal blocks are zero.
+      other = [j for j in range(n) if j != i]
+      self.assertAllClose(jac[i, :, :, :, other], np.zeros_like(jac[i, :, :, :, other]))
+    self.assertAllClose(lengths, expected, rtol=1e-4)
+
+  def test_pl_penalty_update(self):
+    lengths = tf.constant([1.0, 2.0, 4.0])
+    penalty, new_mean = losses.pl_penalty(lengths, tf.constant(0.5), 0.01)
+    a = 0.5 + 0.01 * (7.0 / 3 - 0.5)
+    self.assertAllClose(new_mean, a)
+    self.assertAllClose(penalty, (np.array([1.0, 2.0, 4.0]) - a) ** 2)
+
+  def test_scale_to_global(self):
+    self.assertAllClose(losses.scale_to_global(tf.constant([1.0, 3.0]), 8), 0.5)
+
+  def test_ema_update(self):
+    G, G_ema = tiny_g(), tiny_g()
+    G.mapping.w_avg.assign(tf.fill([8], 3.0))
+    before = [v.numpy() for v in G_ema.variables]
+    phases.update_ema(tf.distribute.get_strategy(), G_ema, G, 0.9)
+    for v_ema, v, old in zip(G_ema.variables, G.variables, before):
+      if v.trainable:
+        self.assertAllClose(v_ema, v.numpy() + (old - v.numpy()) * 0.9, rtol=1e-6)
+      else:  # w_avg and noise buffers are copied, not averaged.
+        self.assertAllEqual(v_ema, v)
+    self.assertAllEqual(G_ema.mapping.w_avg, np.full([8], 3.0))
+
+
+class SamplingTest(tf.test.TestCase):
+
+  def test_inputs_are_deterministic_and_mix_layers(self):
+    G = tiny_g()
+    seed = tf.constant([3, 4], tf.int64)
+    a = sampling.generator_inputs(G, seed, 4, 0.9)
+    b = sampling.generator_inputs(G, seed, 4, 0.9)
+    self.assertAllEqual(a.z, b.z)
+    self.assertAllEqual(a.noise[-1], b.noise[-1])
+    self.assertEqual(len(a.noise), len(G.synthesis.noise_shapes))
+    self.assertNotAllClose(a.z, a.z2)
+    cutoffs = [int(sampling.generator_inputs(G, tf.constant([i, 0], tf.int64), 2, 0.9).cutoff)
+               for i in range(200)]
+    self.assertBetween(min(cutoffs), 1, G.num_ws)
+    self.assertEqual(max(cutoffs), G.num_ws)  # no mixing ~10% of the time
+    frac_mixed = np.mean(np.array(cutoffs) < G.num_ws)
+    self.assertBetween(frac_mixed, 0.8, 0.97)
+    none = sampling.generator_inputs(G, seed, 4, 0.0)
+    self.assertIsNone(none.z2)
+
+  def test_generate_updates_nothing_and_mixes(self):
+    G = tiny_g()
+    inputs = sampling.generator_inputs(G, tf.constant([1, 2], tf.int64), 2, 1.0)
+    ws, w_mean = sampling.mapping(G, inputs, 'ref')
+    ws1 = G.mapping(inputs.z, impl='ref')
+    ws2 = G.mapping(inputs.z2, impl='ref')
+    k = int(inputs.cutoff)
+    self.assertAllClose(ws[:, :k], ws1[:, :k])
+    self.assertAllClose(ws[:, k:], ws2[:, k:])
+    self.assertAllClose(w_mean, tf.reduce_mean(ws1[:, 0], axis=0))
+    self.assertAllEqual(G.mapping.w_avg, np.zeros([8]))
+
+
+if __name__ == '__main__':
+  tf.test.main()

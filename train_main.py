@@ -1,0 +1,50 @@
+"""Trains StyleGAN2.
+
+  python train_main.py --flagfile=configs/ffhq_f.flags --data_dir=datasets/ffhq \
+      --run_dir=runs/ffhq-f [--batch_size=32 --gamma=10 ...]
+
+Flags given after --flagfile override the file's values. The resolved config goes to
+<run_dir>/config.json; rerunning the same command resumes from the newest checkpoint there.
+See sg2tf/flags.py (define_train_flags) for every flag and configs/*.flags for the paper's
+settings.
+"""
+
+import sys
+
+from absl import app
+from absl import logging
+
+from sg2tf import flags as sg2tf_flags
+
+sg2tf_flags.define_train_flags()
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  from sg2tf.training import config as config_lib  # pylint: disable=g-import-not-at-top
+  try:
+    cfg = config_lib.resolve_config(sg2tf_flags.train_config_from_flags())
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+
+  # TensorFlow starts only now, after every flag has been checked.
+  from sg2tf import dataset_info  # pylint: disable=g-import-not-at-top
+  from sg2tf.training import distribute  # pylint: disable=g-import-not-at-top
+  from sg2tf.training import loop  # pylint: disable=g-import-not-at-top
+  try:
+    strategy = distribute.make_strategy(cfg.strategy)
+    config_lib.check_replicas(cfg, strategy.num_replicas_in_sync)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  try:
+    loop.train(cfg, strategy)
+  except (loop.ConfigError, dataset_info.DatasetError, loop.NonFiniteLossError) as e:
+    logging.error('%s', e)
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == '__main__':
+  app.run(main)
