@@ -1,7 +1,8 @@
 """Evaluates a generator with the official StyleGAN2 metrics.
 
-  python eval_main.py --network=stylegan2-ffhq-config-f.pkl --data=datasets/ffhq \
-      --metrics=fid50k,pr50k3,ppl2_wend [--num_fakes=5000] [--feature_dir=...]
+  python eval_main.py --network=<official .pkl | network dir | run dir | checkpoint> \
+      --data=datasets/ffhq --metrics=fid50k,pr50k3,ppl2_wend [--num_fakes=5000] \
+      [--feature_dir=...]
 
 Prints a results table; appends one JSON line per metric to <output dir>/metrics.jsonl and
 writes TensorBoard scalars there. See sg2tf/flags.py for all flags.

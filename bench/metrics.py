@@ -76,7 +76,8 @@ t0 = time.perf_counter()
 for _ in range(iters):
     np.asarray(fn(x))
 dt = (time.perf_counter() - t0) / iters
-print(json.dumps({'items_per_s': per_call / dt, 'batch': B, 'item': 'pair' if kind == 'lpips' else 'image'}))
+item = 'pair' if kind == 'lpips' else 'image'
+print(json.dumps({'items_per_s': per_call / dt, 'batch': B, 'item': item}))
 """
 
 _PR_MEMORY = r"""
@@ -108,7 +109,8 @@ num = int(sys.argv[1])
 root = tempfile.mkdtemp()
 feat = standins.write_feature_dir(os.path.join(root, 'f'))
 data = os.path.join(root, 'd')
-standins.write_tfrecord_dataset(data, np.random.default_rng(0).integers(0, 256, [num, 32, 32, 3], np.uint8))
+reals = np.random.default_rng(0).integers(0, 256, [num, 32, 32, 3], np.uint8)
+standins.write_tfrecord_dataset(data, reals)
 G = standins.LinearGenerator(resolution=32)
 out = {}
 for name in ['fid50k', 'is50k', 'pr50k3', 'ppl2_wend', 'ppl_zfull']:
@@ -139,7 +141,7 @@ def main():
   ap.add_argument('--quick', action='store_true', help='fewer iterations and smaller N')
   ap.add_argument('--out', default=str(REPO / 'bench' / 'results' / 'metrics.json'))
   args = ap.parse_args()
-  iters = 1 if args.quick else 3
+  iters = 1 if args.quick else 2
   t_start = time.time()
   result = {'machine': {'platform': platform.platform(), 'cpus': os.cpu_count(),
                         'load_avg_at_start': os.getloadavg()[0]}}
@@ -151,11 +153,12 @@ def main():
     r = _run(_THROUGHPUT, kind, iters)
     r['est_50k_minutes'] = 50000 / r['items_per_s'] / 60
     thr[kind] = r
-    print(f'{label:<50} {r["items_per_s"]:8.2f} {r["item"]}s/s   50k: ~{r["est_50k_minutes"]:.0f} min')
+    print(f'{label:<50} {r["items_per_s"]:8.2f} {r["item"]}s/s   '
+          f'50k: ~{r["est_50k_minutes"]:.0f} min')
   result['feature_throughput'] = thr
 
   print('\n== metric wall time, reduced counts, tiny stand-in nets (pipeline overhead) ==')
-  num = 64 if args.quick else 200
+  num = 64 if args.quick else 128
   times = _run(_METRIC_TIMES, num)
   for name, r in times.items():
     print(f'{name:<12} {num} samples: {r["cold_s"]:6.1f} s first run, '
@@ -164,14 +167,15 @@ def main():
 
   print('\n== precision/recall memory (4096-d random features, k=3) ==')
   cases = [(1500, 500), (3000, 500), (3000, 3000)] if args.quick else [
-      (2500, 1000), (5000, 1000), (5000, 5000)]
+      (2000, 500), (4000, 500), (4000, 4000)]
   pr = []
   for n, block in cases:
     r = _run(_PR_MEMORY, n, block)
     r.update(n=n, block=block, est_50k_seconds=r['seconds'] * (50000 / n) ** 2)
     pr.append(r)
-    print(f'N={n:>6} block={block:>5}: {r["seconds"]:6.1f} s, peak added {r["peak_added_mib"]:7.1f} '
-          f'MiB (features {r["features_mib"]:.0f} MiB)  -> 50k x 50k ~{r["est_50k_seconds"] / 60:.0f} min')
+    print(f'N={n:>6} block={block:>5}: {r["seconds"]:6.1f} s, peak added '
+          f'{r["peak_added_mib"]:7.1f} MiB (features {r["features_mib"]:.0f} MiB)  '
+          f'-> 50k x 50k ~{r["est_50k_seconds"] / 60:.0f} min')
   result['pr_memory'] = pr
   result['total_seconds'] = time.time() - t_start
   result['load_avg_at_end'] = os.getloadavg()[0]

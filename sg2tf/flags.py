@@ -15,8 +15,8 @@ FLAGS = flags.FLAGS
 # --------------------------------------------------------------------------- evaluation
 
 flags.DEFINE_string('network', None,
-                    'Network to evaluate: an official StyleGAN2 .pkl (training run dirs, '
-                    'checkpoints and SavedModels later).')
+                    'Network to evaluate: an official StyleGAN2 .pkl, an sg2tf network '
+                    'directory, a training run directory or a training checkpoint.')
 flags.DEFINE_string('data', None,
                     'TFRecord dataset directory (<name>-rNN.tfrecords) for the real images; '
                     'the highest resolution is used. Not needed by is50k and ppl_*.')
@@ -71,7 +71,8 @@ class EvalConfig:
 def eval_config_from_flags() -> EvalConfig:
   """The evaluation config from the parsed flags; raises ValueError naming a bad flag."""
   if not FLAGS.network:
-    raise ValueError('--network is required (an official StyleGAN2 .pkl).')
+    raise ValueError('--network is required (an official StyleGAN2 .pkl, a network or run '
+                     'directory, or a checkpoint).')
   return EvalConfig(
       network=FLAGS.network, data=FLAGS.data,
       metrics=tuple(m.strip() for m in FLAGS.metrics if m.strip()),

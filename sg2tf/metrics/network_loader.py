@@ -21,12 +21,23 @@ class NetworkLoadError(ValueError):
   """--network is unusable; the message says why and what to do."""
 
 
+# File names of sg2tf.networks.serialization (network dirs) and sg2tf.training (run dirs),
+# repeated here so that telling the kinds apart imports neither.
+_NETWORKS_JSON = 'networks.json'
+_RUN_CONFIG = 'config.json'
+_RUN_CHECKPOINTS = 'checkpoints'
+_SNAPSHOT_PREFIX = 'network-snapshot-'
+_EXPORT_DIR = 'export'
+
+
 def network_kind(path: str) -> str:
-  """'official_pkl', 'run_dir', 'saved_model', 'checkpoint' or 'unknown'."""
+  """'official_pkl', 'network_dir', 'run_dir', 'saved_model', 'checkpoint' or 'unknown'."""
   path = os.fspath(path)
   if os.path.isdir(path):
     if os.path.isfile(os.path.join(path, 'saved_model.pb')):
       return 'saved_model'
+    if os.path.isfile(os.path.join(path, _NETWORKS_JSON)):
+      return 'network_dir'
     return 'run_dir'
   if path.endswith('.pkl'):
     return 'official_pkl'
@@ -36,27 +47,34 @@ def network_kind(path: str) -> str:
   return 'unknown'
 
 
-def check_generator(G) -> None:
+def check_generator(G, allow_conditional: bool = False) -> None:
   """Raises NetworkLoadError if G lacks what the metrics use."""
   missing = [a for a in ('z_dim', 'mapping', 'synthesis') if not hasattr(G, a)]
   if missing or not callable(G):
     raise NetworkLoadError(f'the generator lacks {", ".join(missing) or "__call__"}; the metrics '
                            f'need z_dim, mapping, synthesis and __call__.')
-  if int(getattr(G, 'c_dim', 0) or 0) > 0:
+  if not allow_conditional and int(getattr(G, 'c_dim', 0) or 0) > 0:
     raise NetworkLoadError(f'conditional generators (c_dim={G.c_dim}) are not supported by the '
                            f'metrics yet.')
 
 
-def load_generator(path: str, impl: str = 'auto'):
+def load_generator(path: str, impl: str = 'auto', allow_conditional: bool = False):
   """The generator (EMA weights where there are two) behind `--network`.
 
+  path: an official StyleGAN2 .pkl; an sg2tf network directory (networks.json + ckpt-N,
+  written by `python -m sg2tf.convert` and by training's network snapshots); a training run
+  directory (its latest checkpoint, else its newest network snapshot or export); or a training
+  checkpoint prefix (`<run_dir>/checkpoints/ckpt-N`, `.index` accepted) next to which the
+  run's config.json tells the network's shape.
   `impl` picks the op implementation ('auto', 'custom', 'ref') where the network has one.
+  `allow_conditional`: return conditional generators too (the metrics do not support them).
 
   Raises:
-    NetworkLoadError: missing path, unsupported kind (with what is supported).
+    NetworkLoadError: missing path, unsupported kind (with what is supported), unreadable or
+      mismatching files (naming the file).
   """
   path = os.fspath(path)
-  if not os.path.exists(path):
+  if not os.path.exists(path) and not os.path.isfile(_strip_index(path) + '.index'):
     raise NetworkLoadError(f'--network={path}: no such file or directory.')
   kind = network_kind(path)
   if kind == 'official_pkl':
@@ -66,12 +84,99 @@ def load_generator(path: str, impl: str = 'auto'):
       raise NetworkLoadError(f'--network={path}: loading official .pkl files needs sg2tf.convert, '
                              f'which is not available in this installation ({e}).') from None
     _, _, g_ema = convert.load_official_pkl(path, impl=impl)
-    check_generator(g_ema)
-    return g_ema
-  raise NetworkLoadError(
-      f'--network={path}: {kind.replace("_", " ")} networks are not supported yet; pass an '
-      f'official StyleGAN2 .pkl (training run directories, checkpoints and SavedModels come '
-      f'with the training code).')
+  elif kind == 'network_dir':
+    g_ema = _load_network_dir(path, impl)
+  elif kind == 'run_dir':
+    g_ema = _load_run_dir(path, impl)
+  elif kind == 'checkpoint':
+    g_ema = _load_checkpoint(_strip_index(path), impl)
+  else:
+    what = 'an exported SavedModel' if kind == 'saved_model' else 'this kind of file'
+    raise NetworkLoadError(
+        f'--network={path}: {what} cannot be loaded as a network; pass an '
+        f'official StyleGAN2 .pkl, an sg2tf network directory (networks.json), a training run '
+        f'directory or a training checkpoint (<run_dir>/checkpoints/ckpt-N).')
+  check_generator(g_ema, allow_conditional=allow_conditional)
+  return g_ema
+
+
+def _strip_index(path: str) -> str:
+  return path[:-len('.index')] if path.endswith('.index') else path
+
+
+def _load_network_dir(path: str, impl: str):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
+  try:
+    return serialization.load_networks(path, impl=impl)[2]
+  except (ValueError, AssertionError, FileNotFoundError, tf.errors.OpError) as e:
+    raise NetworkLoadError(f'--network={path}: cannot load this network directory: '
+                           f'{_first_line(e)}') from None
+
+
+def _load_run_dir(path: str, impl: str):
+  """Latest training checkpoint, else the newest network directory in the run."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  ckpt = tf.train.latest_checkpoint(os.path.join(path, _RUN_CHECKPOINTS))
+  if ckpt is not None and os.path.isfile(os.path.join(path, _RUN_CONFIG)):
+    return _load_checkpoint(ckpt, impl)
+  candidates = []
+  for name in os.listdir(path):
+    sub = os.path.join(path, name)
+    if name.startswith(_SNAPSHOT_PREFIX):
+      candidates.append(sub)
+  export_dir = os.path.join(path, _EXPORT_DIR)
+  if os.path.isdir(export_dir):
+    candidates += [os.path.join(export_dir, n) for n in os.listdir(export_dir)]
+  candidates = [c for c in candidates if os.path.isfile(os.path.join(c, _NETWORKS_JSON))]
+  if not candidates:
+    raise NetworkLoadError(
+        f'--network={path}: this directory holds no sg2tf networks: no {_RUN_CHECKPOINTS}/ '
+        f'with a {_RUN_CONFIG} (training run), no {_SNAPSHOT_PREFIX}*/ or {_EXPORT_DIR}/*/ '
+        f'network directories and no {_NETWORKS_JSON}. Pass a training run directory, a '
+        f'network directory, a checkpoint or an official .pkl.')
+  newest = max(candidates, key=lambda c: os.path.getmtime(os.path.join(c, _NETWORKS_JSON)))
+  return _load_network_dir(newest, impl)
+
+
+def _load_checkpoint(prefix: str, impl: str):
+  """G_ema from a training checkpoint (or a network directory's ckpt-N)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  folder = os.path.dirname(os.path.abspath(prefix))
+  if not os.path.isfile(prefix + '.index'):
+    raise NetworkLoadError(f'--network={prefix}: no checkpoint {prefix}.index.')
+  if os.path.isfile(os.path.join(folder, _NETWORKS_JSON)):
+    from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
+    g_kwargs = dict(serialization.load_network_config(folder)['G'])
+  else:
+    run_dir = folder if os.path.isfile(os.path.join(folder, _RUN_CONFIG)) else os.path.dirname(
+        folder)
+    config_path = os.path.join(run_dir, _RUN_CONFIG)
+    if not os.path.isfile(config_path):
+      raise NetworkLoadError(
+          f'--network={prefix}: no {_RUN_CONFIG} found in {folder} or {run_dir}; a training '
+          f'checkpoint is read with the config.json of its run (it says how to build G).')
+    from sg2tf.training import config as config_lib  # pylint: disable=g-import-not-at-top
+    try:
+      g_kwargs = config_lib.read_config(run_dir).G.kwargs()
+    except (ValueError, KeyError, TypeError) as e:
+      raise NetworkLoadError(f'--network={prefix}: cannot read {config_path}: '
+                             f'{_first_line(e)}') from None
+  from sg2tf.networks import Generator  # pylint: disable=g-import-not-at-top
+  g_kwargs['impl'] = impl
+  G_ema = Generator(**g_kwargs)
+  try:
+    status = tf.train.Checkpoint(G_ema=G_ema).restore(prefix)
+    status.assert_existing_objects_matched()
+    status.expect_partial()
+  except (AssertionError, ValueError, tf.errors.OpError) as e:
+    raise NetworkLoadError(f'--network={prefix}: the checkpoint does not hold a G_ema matching '
+                           f'its config ({_first_line(e)}).') from None
+  return G_ema
+
+
+def _first_line(e: BaseException) -> str:
+  return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def output_dir_for(network: str) -> str:

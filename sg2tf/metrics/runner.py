@@ -28,6 +28,7 @@ import tensorflow as tf
 from sg2tf.metrics import feature_nets
 from sg2tf.metrics import fid as fid_lib
 from sg2tf.metrics import iscore as is_lib
+from sg2tf.metrics import network_loader
 from sg2tf.metrics import ppl as ppl_lib
 from sg2tf.metrics import pr as pr_lib
 from sg2tf.metrics import real_data
@@ -272,17 +273,22 @@ def _run_pr(ctx: _Context, spec, fakes, reals) -> Dict[str, float]:
   net = ctx.net('vgg16')
   key = ctx.data_key('vgg16_fc2_features', 'vgg16', reals)
 
+  block = ctx.opt.pr_block_size
+
   def compute():
     st = ctx.real_features(spec.name, net.features, reals,
                            fid_lib.FeatureStats(capture_mean_cov=False, capture_all=True))
-    return {'features': st.get_all()}
+    feats = st.get_all()
+    # The reals' k-NN radii are a quarter of the work; they are cached with the features.
+    return {'features': feats, 'radii': pr_lib.knn_radii(feats, spec.k, block, block)}
 
+  key['k'] = spec.k
   real = stats_cache.get_or_compute(ctx.opt.cache_dir, key, f'pr-{spec.name}', compute)
   fake = fid_lib.FeatureStats(capture_mean_cov=False, capture_all=True)
   ctx.fake_outputs(spec.name, net.features, fakes, _rng(ctx.opt, spec.name), [fake])
-  block = ctx.opt.pr_block_size
   p, r = pr_lib.precision_recall(real['features'], fake.get_all(), k=spec.k,
-                                 row_batch_size=block, col_batch_size=block)
+                                 row_batch_size=block, col_batch_size=block,
+                                 real_radii=real['radii'])
   return {f'{spec.name}_precision': p, f'{spec.name}_recall': r}, len(real['features'])
 
 
@@ -332,6 +338,7 @@ def evaluate(G, metrics: Sequence[str], data: Optional[str], options: Options = 
     network_name, output_dir, step: for reporting; no files are written without output_dir.
   """
   names = check_metric_names(metrics)
+  network_loader.check_generator(G)
   ctx = _Context(G, data, options, strategy, network_name)
   results = []
   for name in names:

@@ -34,8 +34,9 @@ def inception_graph_def(num_features=16, num_classes=10, size=19, bias_op='Add',
     dec = tf.io.decode_jpeg(contents, channels=3, name='DecodeJpeg')
     cast = tf.cast(dec, tf.float32, name='Cast')
     x = tf.expand_dims(cast, 0, name='ExpandDims')
-    x = tf.raw_ops.ResizeBilinear(images=x, size=tf.constant([size, size], name='ResizeBilinear/size'),
-                                  name='ResizeBilinear')
+    x = tf.raw_ops.ResizeBilinear(
+        images=x, size=tf.constant([size, size], name='ResizeBilinear/size'),
+        name='ResizeBilinear')
     x = tf.subtract(x, tf.constant(128.0, name='Sub/y'), name='Sub')
     x = tf.multiply(x, tf.constant(1 / 128.0, name='Mul/y'), name='Mul')
     w1 = rng.standard_normal([3, 3, 3, 8]).astype(np.float32) * 0.3

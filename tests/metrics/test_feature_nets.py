@@ -88,7 +88,8 @@ class InceptionTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual((net.num_features, net.num_classes), (16, 10))
 
   def test_grayscale_is_tiled(self):
-    net = feature_nets.load_inception(standins.write_inception(tempfile.mkdtemp(dir=self.get_temp_dir())))
+    folder = tempfile.mkdtemp(dir=self.get_temp_dir())
+    net = feature_nets.load_inception(standins.write_inception(folder))
     gray = np.random.default_rng(1).integers(0, 256, [2, 20, 20, 1], dtype=np.uint8)
     self.assertAllClose(net.features(gray), net.features(np.tile(gray, [1, 1, 1, 3])))
 

@@ -33,6 +33,17 @@ class PrecisionRecallTest(tf.test.TestCase, parameterized.TestCase):
                                    col_batch_size=col_block)
     self.assertAllClose(got, brute_force(real, fake, k), atol=0)
 
+  def test_precomputed_real_radii(self):
+    rng = np.random.default_rng(9)
+    real, fake = rng.standard_normal([40, 5]), rng.standard_normal([30, 5]) * 0.8
+    radii = pr.knn_radii(real, 3)
+    self.assertEqual(metrics.precision_recall(real, fake, real_radii=radii),
+                     metrics.precision_recall(real, fake))
+    ev = pr.inside_manifold(fake, real, radii)
+    self.assertAllClose(ev.mean(), brute_force(real, fake, 3)[0])
+    with self.assertRaisesRegex(ValueError, 'real_radii'):
+      metrics.precision_recall(real, fake, real_radii=radii[:5])
+
   def test_knn_radii_excludes_self(self):
     # Points on a line at 0, 1, 3, 7, 15: 3rd neighbour of 0 (self excluded) is 7 -> 49.
     x = np.array([[0.0], [1.0], [3.0], [7.0], [15.0]], np.float32)
@@ -70,23 +81,23 @@ class PrecisionRecallTest(tf.test.TestCase, parameterized.TestCase):
     # Every distance computation sees at most row_batch x col_batch pairs: memory does not
     # grow with N x N.
     seen = []
-    merge, inside = pr._merge_smallest, pr._inside_any
+    merge, cross = pr._merge_smallest, pr._cross_hits
 
     def spy_merge(best, u, v, kk):
       seen.append((u.shape[0], v.shape[0]))
       return merge(best, u, v, kk)
 
-    def spy_inside(u, v, r):
+    def spy_cross(u, v, rv, ru):
       seen.append((u.shape[0], v.shape[0]))
-      return inside(u, v, r)
+      return cross(u, v, rv, ru)
 
     rng = np.random.default_rng(4)
     real, fake = rng.standard_normal([37, 3]), rng.standard_normal([29, 3])
-    pr._merge_smallest, pr._inside_any = spy_merge, spy_inside
+    pr._merge_smallest, pr._cross_hits = spy_merge, spy_cross
     try:
       got = metrics.precision_recall(real, fake, row_batch_size=8, col_batch_size=5)
     finally:
-      pr._merge_smallest, pr._inside_any = merge, inside
+      pr._merge_smallest, pr._cross_hits = merge, cross
     self.assertLessEqual(max(r for r, _ in seen), 8)
     self.assertLessEqual(max(c for _, c in seen), 5)
     self.assertGreater(len(seen), 20)

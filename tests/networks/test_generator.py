@@ -104,7 +104,8 @@ class GeneratorTest(tf.test.TestCase, parameterized.TestCase):
       with tf.GradientTape() as tape:
         img = self.G(self.z, noise_mode='const', fused_modconv=False, impl=impl)
         logits = D(img, impl=impl)
-      grads = tape.gradient(tf.reduce_sum(logits), self.G.trainable_weights + D.trainable_weights)
+        loss = tf.reduce_sum(logits)
+      grads = tape.gradient(loss, self.G.trainable_weights + D.trainable_weights)
       out[impl] = [img, logits] + grads
     for a, b in zip(out['ref'], out['custom']):
       self.assertAllClose(a, b, atol=1e-4)

@@ -160,21 +160,33 @@ template <typename Cvt, int NV>
 SG2TF_INLINE void PixelVec(const typename Cvt::S* xp, int64_t sh, int64_t sw, const float* wp,
                            int64_t wsy, int64_t wsx, int64_t ny, int64_t nx,
                            typename Cvt::S* yp) {
-  VF acc[NV];
+  // With fewer than 4 vectors of channels, even and odd column taps go to two sets of
+  // accumulators so that there are enough independent multiply-add chains.
+  VF acc0[NV], acc1[NV];
 #pragma GCC unroll 16
-  for (int v = 0; v < NV; ++v) acc[v] = VF{};
+  for (int v = 0; v < NV; ++v) acc0[v] = acc1[v] = VF{};
   for (int64_t ky = 0; ky < ny; ++ky) {
     const typename Cvt::S* xr = xp + ky * sh;
     const float* wr = wp + ky * wsy;
-    for (int64_t kx = 0; kx < nx; ++kx) {
+    int64_t kx = 0;
+    for (; NV < 4 && kx + 1 < nx; kx += 2) {
       const typename Cvt::S* xs = xr + kx * sw;
-      const float w = wr[kx * wsx];
+      const float w0 = wr[kx * wsx], w1 = wr[(kx + 1) * wsx];
 #pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) acc[v] += w * Cvt::LoadV(xs + v * kLanes);
+      for (int v = 0; v < NV; ++v) {
+        acc0[v] += w0 * Cvt::LoadV(xs + v * kLanes);
+        acc1[v] += w1 * Cvt::LoadV(xs + sw + v * kLanes);
+      }
+    }
+    for (; kx < nx; ++kx) {
+      const typename Cvt::S* xs = xr + kx * sw;
+      const float w0 = wr[kx * wsx];
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc0[v] += w0 * Cvt::LoadV(xs + v * kLanes);
     }
   }
 #pragma GCC unroll 16
-  for (int v = 0; v < NV; ++v) Cvt::StoreV(yp + v * kLanes, acc[v]);
+  for (int v = 0; v < NV; ++v) Cvt::StoreV(yp + v * kLanes, acc0[v] + acc1[v]);
 }
 
 // kBlock consecutive output pixels whose column taps are the same NX weights on inputs
@@ -247,6 +259,8 @@ SG2TF_INLINE void PixelTail(const typename Cvt::S* xp, int64_t sh, int64_t sw, c
 struct PhaseRun {
   int64_t o0, len;     // virtual outputs o' = o0 + q*upx for q in [0, len)
   int64_t i0, t0, nx;  // column taps: input pixel i0 + q + k, filter column t0 + k*upx
+  // The real outputs among them: q = q0 + m*qs is output pixel ox0 + m*oxs.
+  int64_t q0, qs, ox0, oxs;
 };
 
 // Everything one output row needs; built once per call.
@@ -295,8 +309,13 @@ SG2TF_INLINE void RunPixel(const RowPlan& plan, const Upfirdn2dTaps& yt,
   for (; c + 4 * kLanes <= p.c; c += 4 * kLanes) {
     PixelVec<Cvt, 4>(xp + c, sh, sw, wp, wsy, wsx, ny, nx, yp + c);
   }
-  for (; c + kLanes <= p.c; c += kLanes) {
+  if (c + 2 * kLanes <= p.c) {
+    PixelVec<Cvt, 2>(xp + c, sh, sw, wp, wsy, wsx, ny, nx, yp + c);
+    c += 2 * kLanes;
+  }
+  if (c + kLanes <= p.c) {
     PixelVec<Cvt, 1>(xp + c, sh, sw, wp, wsy, wsx, ny, nx, yp + c);
+    c += kLanes;
   }
   if (c < p.c) PixelTail<Cvt>(xp + c, sh, sw, wp, wsy, wsx, ny, nx, p.c - c, yp + c);
 }
@@ -327,8 +346,37 @@ void RunRow(const RowPlan& plan, const typename Cvt::S* x, typename Cvt::S* y, i
   }
 }
 
-// The few-channel row (see PhaseRun); buf holds max_run_len * C floats.
-template <typename Cvt>
+// NV independent 16-wide chunks of a flattened run (several accumulators hide the
+// multiply-add latency); the taps of input row ky, column k are at xs + ky*sh + k*sk.
+constexpr int kFlatChunks = 4;
+
+template <typename Cvt, int NV, bool kDirect>
+SG2TF_INLINE void FlatChunks(const typename Cvt::S* xs, int64_t sh, int64_t sk, const float* wp,
+                             int64_t wsy, int64_t wsx, int64_t ny, int64_t nx, float* buf,
+                             typename Cvt::S* yp) {
+  VF acc[NV];
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; ++v) acc[v] = VF{};
+  for (int64_t ky = 0; ky < ny; ++ky) {
+    for (int64_t k = 0; k < nx; ++k) {
+      const float w = wp[ky * wsy + k * wsx];
+      const typename Cvt::S* xk = xs + ky * sh + k * sk;
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[v] += w * Cvt::LoadV(xk + v * kLanes);
+    }
+  }
+  if (kDirect) {
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) Cvt::StoreV(yp + v * kLanes, acc[v]);
+  } else {
+    std::memcpy(buf, acc, sizeof(acc));
+  }
+}
+
+// The few-channel row (see PhaseRun). kDirect (upx == downx == 1): a run is a contiguous
+// stretch of the output row and is stored directly; otherwise it goes through buf
+// (max_run_len * C floats) and only the real outputs are copied out.
+template <typename Cvt, bool kDirect>
 void RunRowFlat(const RowPlan& plan, const typename Cvt::S* x, typename Cvt::S* y, int64_t row,
                 float* buf) {
   using S = typename Cvt::S;
@@ -337,37 +385,40 @@ void RunRowFlat(const RowPlan& plan, const typename Cvt::S* x, typename Cvt::S* 
   const Upfirdn2dTaps yt = Upfirdn2dAxisTaps(oy, p.upy, p.downy, p.pady0, p.in_h, p.fh);
   S* yrow = y + n * p.y_stride_n + oy * p.y_stride_h;
   const S* xrow = x + n * p.x_stride_n + yt.i0 * p.x_stride_h;
-  const int64_t sh = p.x_stride_h, cc = p.c;
+  const int64_t sh = p.x_stride_h, cc = p.c, wsy = p.upy * p.fw, wsx = p.upx;
   for (int64_t r = 0; r < plan.num_runs; ++r) {
     const PhaseRun& run = plan.runs[r];
     const int64_t len = run.len * cc;
     const S* xr = xrow + run.i0 * cc;
     const float* wp = plan.g + yt.t0 * p.fw + run.t0;
+    S* yr = yrow + run.o0 * cc;  // kDirect only
     int64_t j = 0;
+    for (; j + kFlatChunks * kLanes <= len; j += kFlatChunks * kLanes) {
+      FlatChunks<Cvt, kFlatChunks, kDirect>(xr + j, sh, cc, wp, wsy, wsx, yt.count, run.nx,
+                                            buf + j, yr + j);
+    }
     for (; j + kLanes <= len; j += kLanes) {
-      VF acc = VF{};
-      for (int64_t ky = 0; ky < yt.count; ++ky) {
-        const S* xs = xr + ky * sh + j;
-        const float* wr = wp + ky * p.upy * p.fw;
-        for (int64_t k = 0; k < run.nx; ++k) acc += wr[k * p.upx] * Cvt::LoadV(xs + k * cc);
-      }
-      std::memcpy(buf + j, &acc, sizeof(acc));
+      FlatChunks<Cvt, 1, kDirect>(xr + j, sh, cc, wp, wsy, wsx, yt.count, run.nx, buf + j,
+                                  yr + j);
     }
     for (; j < len; ++j) {
       float acc = 0.0f;
       for (int64_t ky = 0; ky < yt.count; ++ky) {
         for (int64_t k = 0; k < run.nx; ++k) {
-          acc += wp[ky * p.upy * p.fw + k * p.upx] * Cvt::Load(xr + ky * sh + k * cc + j);
+          acc += wp[ky * wsy + k * wsx] * Cvt::Load(xr + ky * sh + k * cc + j);
         }
       }
-      buf[j] = acc;
+      if (kDirect) {
+        Cvt::Store(yr + j, acc);
+      } else {
+        buf[j] = acc;
+      }
     }
-    // Keep the o' that are real outputs: o' = ox * downx.
-    for (int64_t q = 0; q < run.len; ++q) {
-      const int64_t o = run.o0 + q * p.upx;
-      if (o % p.downx != 0) continue;
-      S* yp = yrow + (o / p.downx) * p.y_stride_w;
-      for (int64_t c = 0; c < cc; ++c) Cvt::Store(yp + c, buf[q * cc + c]);
+    if (!kDirect) {
+      S* yp = yrow + run.ox0 * p.y_stride_w;
+      for (int64_t q = run.q0; q < run.len; q += run.qs, yp += run.oxs * p.y_stride_w) {
+        for (int64_t c = 0; c < cc; ++c) Cvt::Store(yp + c, buf[q * cc + c]);
+      }
     }
   }
   for (int64_t ox = 0; ox < p.out_w; ++ox) {
@@ -379,25 +430,41 @@ void RunRowFlat(const RowPlan& plan, const typename Cvt::S* x, typename Cvt::S* 
 void PlanRuns(const Upfirdn2dParams& p, std::vector<PhaseRun>* runs,
               std::vector<uint8_t>* in_run) {
   const int64_t virtual_w = (p.out_w - 1) * p.downx + 1;
+  int64_t gcd = p.upx, b = p.downx;
+  while (b != 0) {
+    const int64_t t = gcd % b;
+    gcd = b;
+    b = t;
+  }
   for (int64_t r = 0; r < p.upx && r < virtual_w; ++r) {
-    PhaseRun run{0, 0, 0, 0, 0};
+    PhaseRun run{};
     for (int64_t o = r; o < virtual_w; o += p.upx) {
       const Upfirdn2dTaps t = Upfirdn2dAxisTaps<int64_t>(o, p.upx, 1, p.padx0, p.in_w, p.fw);
       // Interior: no tap clipped by either border (a left clip moves t0 past upx).
-      const bool interior = t.count > 0 && t.t0 < p.upx && t.count == (p.fw - t.t0 + p.upx - 1) / p.upx;
-      if (interior && run.len > 0 && t.i0 == run.i0 + run.len && t.t0 == run.t0 && t.count == run.nx) {
+      const bool interior =
+          t.count > 0 && t.t0 < p.upx && t.count == (p.fw - t.t0 + p.upx - 1) / p.upx;
+      if (interior && run.len > 0 && t.i0 == run.i0 + run.len && t.t0 == run.t0 &&
+          t.count == run.nx) {
         ++run.len;
       } else if (interior && run.len == 0) {
-        run = PhaseRun{o, 1, t.i0, t.t0, t.count};
+        run.o0 = o;
+        run.len = 1;
+        run.i0 = t.i0;
+        run.t0 = t.t0;
+        run.nx = t.count;
       } else if (run.len > 0) {
         break;  // the interior of a phase is contiguous; what follows is the right border
       }
     }
-    if (run.len == 0) continue;
+    run.q0 = 0;
+    while (run.q0 < run.len && (run.o0 + run.q0 * p.upx) % p.downx != 0) ++run.q0;
+    if (run.q0 >= run.len) continue;  // no real output in this run
+    run.qs = p.downx / gcd;
+    run.ox0 = (run.o0 + run.q0 * p.upx) / p.downx;
+    run.oxs = p.upx / gcd;
     runs->push_back(run);
-    for (int64_t q = 0; q < run.len; ++q) {
-      const int64_t o = run.o0 + q * p.upx;
-      if (o % p.downx == 0) (*in_run)[o / p.downx] = 1;
+    for (int64_t q = run.q0, ox = run.ox0; q < run.len; q += run.qs, ox += run.oxs) {
+      (*in_run)[ox] = 1;
     }
   }
 }
@@ -446,9 +513,11 @@ void RunCpu(const Upfirdn2dParams& p, const typename Cvt::S* x, const float* f,
   const int64_t cost_per_row =
       std::max<int64_t>(1, (tap_sum * taps_y + p.out_w) * p.c * (flat ? 2 * p.downx : 2));
   parallel_for(p.n * p.out_h, cost_per_row, [&](int64_t begin, int64_t end) {
-    if (flat) {
+    if (flat && p.upx == 1 && p.downx == 1) {
+      for (int64_t row = begin; row < end; ++row) RunRowFlat<Cvt, true>(plan, x, y, row, nullptr);
+    } else if (flat) {
       std::vector<float> buf(plan.max_run_len * p.c);
-      for (int64_t row = begin; row < end; ++row) RunRowFlat<Cvt>(plan, x, y, row, buf.data());
+      for (int64_t row = begin; row < end; ++row) RunRowFlat<Cvt, false>(plan, x, y, row, buf.data());
     } else {
       for (int64_t row = begin; row < end; ++row) RunRow<Cvt>(plan, x, y, row);
     }

@@ -1,0 +1,226 @@
+"""Exports a generator as a portable TensorFlow SavedModel (and optionally a .keras file).
+
+    python -m sg2tf.export --network=<run dir | checkpoint | network dir | .pkl> --out=<dir>
+        [--noise_mode=const] [--truncation_cutoff=N] [--keras] [--overwrite]
+
+The SavedModel holds G_ema rebuilt with the pure-TensorFlow reference ops (impl='ref') and the
+non-fused modulated convolution, so it contains only standard TF ops: it loads with
+`tf.saved_model.load(dir)` in any TensorFlow 2 (TF Serving, a process without sg2tf, without
+the custom-op library, on CPU or GPU). Signatures (batch dimension N dynamic, all float32
+unless noted):
+
+  serving_default, generate(z [N, z_dim], truncation_psi []) ->
+      {'images': [N, R, R, C] as the Keras model returns them (unclipped, ~[-1, 1]),
+       'images_uint8': uint8 [N, R, R, C] = clip(images * 127.5 + 128, 0, 255)}
+  mapping(z [N, z_dim], truncation_psi []) -> {'w': [N, num_ws, w_dim]}
+  synthesis(w [N, num_ws, w_dim]) -> {'images', 'images_uint8'}
+
+Conditional networks (c_dim > 0) take one more input, `c` [N, c_dim] (one-hot class
+labels, as in training), in `generate`, `serving_default` and `mapping`. Noise inputs are the
+network's stored constant noise buffers by default (`--noise_mode=const`: the output is a
+pure function of the inputs); `random` draws fresh noise on every call and `none` disables
+it. truncation_psi = 1 means no truncation; `--truncation_cutoff=N` limits it to the first N
+layers (fixed at export time).
+
+`export_info.json` next to saved_model.pb records the network config, noise mode and the
+signatures. With `--keras` the rebuilt generator is also saved as `generator.keras` (Keras 3
+format); that file needs sg2tf to load (`sg2tf.export.load_keras(path)`), the SavedModel
+does not. The output directory is written to a temporary folder and renamed.
+
+Training calls `export_generator(G_ema, out_dir)` at the end of a run.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Optional
+
+from absl import app
+from absl import flags
+from absl import logging
+
+FORMAT = 'sg2tf.saved_model'
+VERSION = 1
+INFO_FILE = 'export_info.json'
+KERAS_FILE = 'generator.keras'
+NOISE_MODES = ('const', 'random', 'none')
+
+
+def rebuild_with_ref_ops(G):
+  """A copy of Generator G built with impl='ref' (plain variables, no distribution)."""
+  from sg2tf.networks import Generator  # pylint: disable=g-import-not-at-top
+  from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
+  kwargs = serialization.network_kwargs(G.get_config())
+  kwargs['impl'] = 'ref'
+  G_ref = Generator(**kwargs)
+  src, dst = G.variables, G_ref.variables
+  if len(src) != len(dst):
+    raise ValueError(f'cannot rebuild the generator: {len(src)} variables, the rebuilt one has '
+                     f'{len(dst)}')
+  for s, d in zip(src, dst):
+    if tuple(s.shape) != tuple(d.shape) or s.path.split('/', 1)[-1] != d.path.split('/', 1)[-1]:
+      raise ValueError(f'cannot rebuild the generator: variable {s.path} {tuple(s.shape)} does '
+                       f'not match {d.path} {tuple(d.shape)}')
+    d.assign(s.numpy())
+  return G_ref
+
+
+def _module(G, noise_mode: str, truncation_cutoff: Optional[int]):
+  """A tf.Module with the signature functions of G (already built with impl='ref')."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  def uint8(images):
+    return tf.cast(tf.clip_by_value(images * 127.5 + 128.0, 0.0, 255.0), tf.uint8)
+
+  def mapping(z, psi, c=None):
+    return G.mapping(z, c, truncation_psi=psi, truncation_cutoff=truncation_cutoff, impl='ref')
+
+  def synthesis(w):
+    images = G.synthesis(w, noise_mode=noise_mode, fused_modconv=False, impl='ref')
+    return {'images': images, 'images_uint8': uint8(images)}
+
+  z_spec = tf.TensorSpec([None, G.z_dim], tf.float32, name='z')
+  psi_spec = tf.TensorSpec([], tf.float32, name='truncation_psi')
+  w_spec = tf.TensorSpec([None, G.num_ws, G.w_dim], tf.float32, name='w')
+  module = tf.Module()
+  module.G = G
+  # Keras 3 variables wrap tf.Variables; list those explicitly so they are surely saved.
+  module.weights = [getattr(v, 'value', v) for v in G.variables]
+  if G.c_dim:
+    c_spec = tf.TensorSpec([None, G.c_dim], tf.float32, name='c')
+    module.generate = tf.function(
+        lambda z, truncation_psi, c: synthesis(mapping(z, truncation_psi, c)),
+        input_signature=[z_spec, psi_spec, c_spec])
+    module.mapping = tf.function(
+        lambda z, truncation_psi, c: {'w': mapping(z, truncation_psi, c)},
+        input_signature=[z_spec, psi_spec, c_spec])
+  else:
+    module.generate = tf.function(
+        lambda z, truncation_psi: synthesis(mapping(z, truncation_psi)),
+        input_signature=[z_spec, psi_spec])
+    module.mapping = tf.function(lambda z, truncation_psi: {'w': mapping(z, truncation_psi)},
+                                 input_signature=[z_spec, psi_spec])
+  module.synthesis = tf.function(synthesis, input_signature=[w_spec])
+  return module
+
+
+def export_generator(G, out_dir: str, noise_mode: str = 'const',
+                     truncation_cutoff: Optional[int] = None, keras_file: bool = False,
+                     overwrite: bool = False, metadata: Optional[dict] = None) -> str:
+  """Writes G (a sg2tf Generator, e.g. G_ema) as a portable SavedModel; returns out_dir.
+
+  Call it outside any tf.distribute strategy scope. Raises FileExistsError if out_dir exists
+  and is not empty (unless overwrite), ValueError for bad arguments; a failed export leaves
+  no partial output behind.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import sg2tf  # pylint: disable=g-import-not-at-top
+  from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
+  if noise_mode not in NOISE_MODES:
+    raise ValueError(f'--noise_mode={noise_mode!r}: use one of {", ".join(NOISE_MODES)}.')
+  if truncation_cutoff is not None and not 0 <= int(truncation_cutoff) <= G.num_ws:
+    raise ValueError(f'--truncation_cutoff={truncation_cutoff}: must be in 0..{G.num_ws} (the '
+                     f'network has {G.num_ws} w layers).')
+  out_dir = os.path.abspath(os.fspath(out_dir))
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise FileExistsError(f'--out={out_dir} is a file; choose a directory.')
+  if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
+    raise FileExistsError(f'--out={out_dir} exists and is not empty; choose another directory '
+                          f'or pass --overwrite.')
+  G_ref = rebuild_with_ref_ops(G)
+  module = _module(G_ref, noise_mode, truncation_cutoff)
+  parent = os.path.dirname(out_dir)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix='.' + os.path.basename(out_dir) + '.tmp-', dir=parent)
+  try:
+    signatures = {'serving_default': module.generate, 'generate': module.generate,
+                  'mapping': module.mapping, 'synthesis': module.synthesis}
+    tf.saved_model.save(module, tmp, signatures=signatures)
+    inputs = 'z [N, z_dim], truncation_psi []' + (', c [N, c_dim]' if G.c_dim else '')
+    info = {
+        'format': FORMAT, 'version': VERSION, 'sg2tf_version': sg2tf.__version__,
+        'generator': serialization.network_kwargs(G_ref.get_config()),
+        'num_ws': G_ref.num_ws, 'noise_mode': noise_mode,
+        'truncation_cutoff': truncation_cutoff,
+        'signatures': {
+            'serving_default': f'generate({inputs}) -> images, images_uint8',
+            'generate': f'({inputs}) -> images [N, R, R, C] float32 unclipped, images_uint8',
+            'mapping': f'({inputs}) -> w [N, num_ws, w_dim]',
+            'synthesis': '(w [N, num_ws, w_dim]) -> images, images_uint8'},
+        'keras_file': KERAS_FILE if keras_file else None}
+    info.update(metadata or {})
+    with open(os.path.join(tmp, INFO_FILE), 'w', encoding='utf-8') as f:
+      json.dump(info, f, indent=1)
+    if keras_file:
+      G_ref.save(os.path.join(tmp, KERAS_FILE))
+    if os.path.exists(out_dir):
+      old = tempfile.mkdtemp(prefix='.' + os.path.basename(out_dir) + '.old-', dir=parent)
+      os.replace(out_dir, os.path.join(old, 'x'))
+      os.replace(tmp, out_dir)
+      shutil.rmtree(old, ignore_errors=True)
+    else:
+      os.replace(tmp, out_dir)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  logging.info('Exported SavedModel %s (signatures serving_default, generate, mapping, '
+               'synthesis; noise %s).', out_dir, noise_mode)
+  return out_dir
+
+
+def load_keras(path: str):
+  """The Generator saved as `generator.keras` by `export_generator(..., keras_file=True)`."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from sg2tf import networks  # pylint: disable=g-import-not-at-top
+  custom = {name: getattr(networks, name) for name in networks.__all__
+            if isinstance(getattr(networks, name), type)}
+  return keras.models.load_model(path, custom_objects=custom, compile=False)
+
+
+def export_network(network: str, out_dir: str, **kwargs) -> str:
+  """Loads `--network` (see sg2tf.metrics.network_loader) and exports its G_ema."""
+  from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
+  G = network_loader.load_generator(network, impl='ref', allow_conditional=True)
+  if not hasattr(G, 'get_config') or not hasattr(G, 'num_ws'):
+    raise ValueError(f'--network={network}: not an sg2tf Generator; cannot export it.')
+  metadata = {'source_network': os.path.abspath(network)}
+  return export_generator(G, out_dir, metadata=metadata, **kwargs)
+
+
+# ------------------------------------------------------------------ command line
+
+def _define_flags():
+  """Only when run as a program: importing export_generator must not define flags."""
+  flags.DEFINE_string('network', None, 'Network to export: a training run directory (latest '
+                      'checkpoint), a checkpoint prefix, an sg2tf network directory or an '
+                      'official StyleGAN2 .pkl.')
+  flags.DEFINE_string('out', None, 'Output directory of the SavedModel.')
+  flags.DEFINE_enum('noise_mode', 'const', list(NOISE_MODES),
+                    'Noise inputs of the exported model: const (stored buffers, deterministic), '
+                    'random (fresh each call) or none.')
+  flags.DEFINE_integer('truncation_cutoff', None,
+                       'Apply truncation only to the first N w layers (default: all).')
+  flags.DEFINE_bool('keras', False, 'Also write generator.keras (needs sg2tf to load).')
+  flags.DEFINE_bool('overwrite', False, 'Replace a non-empty --out directory.')
+
+
+def main(argv):
+  from sg2tf import tool_util  # pylint: disable=g-import-not-at-top
+  FLAGS = flags.FLAGS  # pylint: disable=invalid-name
+  try:
+    if len(argv) > 1:
+      raise tool_util.ToolError(f'unexpected arguments: {" ".join(argv[1:])}')
+    if not FLAGS.network or not FLAGS.out:
+      raise tool_util.ToolError('both --network and --out are required (see --help).')
+    path = export_network(FLAGS.network, FLAGS.out, noise_mode=FLAGS.noise_mode,
+                          truncation_cutoff=FLAGS.truncation_cutoff, keras_file=FLAGS.keras,
+                          overwrite=FLAGS.overwrite)
+  except tool_util.expected_errors() as e:
+    tool_util.exit_with_error(e)
+  print(f'Exported {path}')
+
+
+if __name__ == '__main__':
+  _define_flags()
+  app.run(main)

@@ -1,0 +1,227 @@
+"""Shared pieces of the command-line tools (export, generate, project): seeds, latents,
+labels, image files, progress logging and one-line errors.
+
+Image conventions: generator output is float NHWC, nominally in [-1, 1]; files hold
+uint8 = clip(x * 127.5 + 128, 0, 255) (the official convert_images_to_uint8, which truncates
+after adding 0.5, i.e. rounds).
+"""
+
+import os
+import re
+import sys
+import tempfile
+import time
+from typing import Callable, List, Optional, Sequence
+
+from absl import logging
+import numpy as np
+
+
+class ToolError(ValueError):
+  """Bad input to a tool (flag, file, size); the message names it and says what to do."""
+
+
+# ------------------------------------------------------------------ flags and latents
+
+def parse_int_list(text: str, flag: str) -> List[int]:
+  """'0-3,7' -> [0, 1, 2, 3, 7] (non-negative; ranges inclusive). ToolError names the flag."""
+  out = []
+  for part in str(text).replace(' ', '').split(','):
+    if not part:
+      continue
+    m = re.fullmatch(r'(\d+)(?:-(\d+))?', part)
+    if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+      raise ToolError(f'--{flag}={text}: {part!r} is not a non-negative integer or a range '
+                      f'like 0-7.')
+    lo = int(m.group(1))
+    out.extend(range(lo, int(m.group(2) or lo) + 1))
+  if not out:
+    raise ToolError(f'--{flag} is empty; give integers and ranges, e.g. --{flag}=0-3,7.')
+  return out
+
+
+def parse_float_list(text: str, flag: str) -> List[float]:
+  out = []
+  for part in str(text).replace(' ', '').split(','):
+    if part:
+      try:
+        out.append(float(part))
+      except ValueError:
+        raise ToolError(f'--{flag}={text}: {part!r} is not a number.') from None
+  if not out:
+    raise ToolError(f'--{flag} is empty; give comma-separated numbers, e.g. 0.5,0.7,1.')
+  return out
+
+
+def z_from_seed(seed: int, z_dim: int) -> np.ndarray:
+  """The official latent of a seed: np.random.RandomState(seed).randn(z_dim), float32."""
+  return np.random.RandomState(int(seed)).randn(int(z_dim)).astype(np.float32)
+
+
+def noise_from_seed(seed: int, z_dim: int, noise_shapes: Sequence[Sequence[int]]):
+  """Per-layer noise maps the way the official run_generator.py draws them: from the same
+  RandomState as the latent, after it. noise_shapes: NHWC [1, R, R, 1] per conv layer."""
+  rnd = np.random.RandomState(int(seed))
+  rnd.randn(1, int(z_dim))
+  return [rnd.randn(*shape).astype(np.float32) for shape in noise_shapes]
+
+
+def labels_for(c_dim: int, class_idx: Optional[int], n: int) -> Optional[np.ndarray]:
+  """One-hot labels [n, c_dim] for conditional networks; None for unconditional ones."""
+  if not c_dim:
+    if class_idx is not None:
+      logging.warning('--class_idx=%d ignored: the network is unconditional.', class_idx)
+    return None
+  if class_idx is None:
+    raise ToolError(f'the network is conditional (c_dim={c_dim}); pass --class_idx=<0..'
+                    f'{c_dim - 1}>.')
+  if not 0 <= class_idx < c_dim:
+    raise ToolError(f'--class_idx={class_idx} is out of range; the network has {c_dim} classes '
+                    f'(0..{c_dim - 1}).')
+  c = np.zeros([n, c_dim], np.float32)
+  c[:, class_idx] = 1
+  return c
+
+
+# ------------------------------------------------------------------ images
+
+def to_uint8(images) -> np.ndarray:
+  """Float [-1, 1] -> uint8 [0, 255], as the exported `images_uint8` output."""
+  x = np.asarray(images, np.float32)
+  return np.clip(x * 127.5 + 128, 0, 255).astype(np.uint8)
+
+
+def grid(images: np.ndarray, cols: int) -> np.ndarray:
+  """uint8 [N, H, W, C] -> [rows * H, cols * W, C], row-major, missing cells black."""
+  n, h, w, c = images.shape
+  rows = -(-n // cols)
+  canvas = np.zeros([rows * h, cols * w, c], np.uint8)
+  for i in range(n):
+    y, x = divmod(i, cols)
+    canvas[y * h:(y + 1) * h, x * w:(x + 1) * w] = images[i]
+  return canvas
+
+
+def _atomic(path: str, write: Callable[[str], None]) -> str:
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  base, ext = os.path.splitext(os.path.basename(path))
+  fd, tmp = tempfile.mkstemp(prefix=f'.{base}.', suffix=ext, dir=folder)
+  os.close(fd)
+  try:
+    write(tmp)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  return path
+
+
+def _pil(image: np.ndarray):
+  import PIL.Image  # pylint: disable=g-import-not-at-top
+  image = np.asarray(image, np.uint8)
+  return PIL.Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
+
+
+def save_png(path: str, image: np.ndarray) -> str:
+  """Writes uint8 [H, W, C] (C = 1 or 3) atomically."""
+  return _atomic(path, lambda tmp: _pil(image).save(tmp, format='PNG'))
+
+
+def save_gif(path: str, frames: Sequence[np.ndarray], duration_ms: int = 80,
+             loop: bool = True) -> str:
+  """Animated GIF of uint8 [H, W, C] frames (Pillow; 256 colours per frame)."""
+  pil = [_pil(f) for f in frames]
+  kwargs = dict(format='GIF', save_all=True, append_images=pil[1:], duration=int(duration_ms))
+  if loop:
+    kwargs['loop'] = 0
+  return _atomic(path, lambda tmp: pil[0].save(tmp, **kwargs))
+
+
+def save_npy(path: str, array: np.ndarray) -> str:
+  def write(tmp):
+    with open(tmp, 'wb') as f:
+      np.save(f, array)
+  return _atomic(path, write)
+
+
+def save_npz(path: str, **arrays) -> str:
+  def write(tmp):
+    with open(tmp, 'wb') as f:
+      np.savez(f, **arrays)
+  return _atomic(path, write)
+
+
+def save_text(path: str, text: str) -> str:
+  def write(tmp):
+    with open(tmp, 'w', encoding='utf-8') as f:
+      f.write(text)
+  return _atomic(path, write)
+
+
+def load_image(path: str, resolution: int, channels: int) -> np.ndarray:
+  """uint8 [R, R, channels] from an image file; ToolError if unreadable or the wrong size."""
+  import PIL.Image  # pylint: disable=g-import-not-at-top
+  if not os.path.isfile(path):
+    raise ToolError(f'{path}: no such image file.')
+  try:
+    with PIL.Image.open(path) as img:
+      img.load()
+      size = img.size
+      img = img.convert('L' if channels == 1 else 'RGB')
+      x = np.asarray(img, np.uint8)
+  except (OSError, ValueError, SyntaxError) as e:
+    raise ToolError(f'{path}: not a readable image ({type(e).__name__}: '
+                    f'{str(e).splitlines()[0] if str(e) else ""}).') from None
+  if size != (resolution, resolution):
+    raise ToolError(f'{path}: the image is {size[0]}x{size[1]} but the network makes '
+                    f'{resolution}x{resolution} images; crop/resize it to {resolution}x'
+                    f'{resolution} first.')
+  return x.reshape(resolution, resolution, channels)
+
+
+# ------------------------------------------------------------------ progress and errors
+
+class Progress:
+  """Logs `done/total`, rate and ETA of a long loop at most every `every_s` seconds."""
+
+  def __init__(self, total: int, what: str, unit: str = 'it', every_s: float = 10.0):
+    self.total, self.what, self.unit, self.every_s = int(total), what, unit, every_s
+    self.start = self.last = time.time()
+
+  def update(self, done: int, extra: str = '') -> None:
+    now = time.time()
+    if now - self.last < self.every_s and done < self.total:
+      return
+    self.last = now
+    elapsed = max(now - self.start, 1e-9)
+    rate = done / elapsed
+    eta = (self.total - done) / rate if rate > 0 else float('inf')
+    logging.info('%s: %d/%d %s, %.2f %s/s, elapsed %s, ETA %s%s', self.what, done, self.total,
+                 self.unit, rate, self.unit, format_time(elapsed),
+                 format_time(eta) if np.isfinite(eta) else '?', f', {extra}' if extra else '')
+
+
+def format_time(seconds: float) -> str:
+  s = int(round(max(seconds, 0)))
+  if s < 60:
+    return f'{s}s'
+  if s < 3600:
+    return f'{s // 60}m {s % 60:02d}s'
+  return f'{s // 3600}h {(s // 60) % 60:02d}m'
+
+
+def exit_with_error(e: BaseException) -> None:
+  """Ends a tool on bad input: ONE line on stderr (the traceback only in --v=1 logs)."""
+  logging.debug('failed', exc_info=True)
+  msg = ' '.join(str(e).split()) or type(e).__name__
+  sys.exit(f'error: {msg}')
+
+
+def expected_errors():
+  """The exception types that mean bad input (not a bug) for the tools."""
+  from sg2tf.metrics import feature_files  # pylint: disable=g-import-not-at-top
+  from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
+  return (ToolError, network_loader.NetworkLoadError, feature_files.FeatureFileMissingError,
+          FileNotFoundError, FileExistsError, NotADirectoryError, ValueError)
