@@ -22,6 +22,22 @@ venv: $(VENV)/.installed
 ops: venv
 	$(PY) -m sg2tf.custom_ops.build
 
+# The quickstart: 100 real LFW face crops from the scikit-image wheel (no download), resized
+# to 32x32, then a small StyleGAN2 for a few minutes (configs/quickstart.flags). Rerunning
+# it resumes (and finishes at once when the run is complete).
+QUICKSTART_DIR := runs/quickstart
+
+$(VENV)/.quickstart: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[$(TF_EXTRA),test,quickstart]"
+	touch $@
+
+quickstart: ops $(VENV)/.quickstart
+	$(PY) -m sg2tf.training.quickstart $(QUICKSTART_DIR)/lfw_faces.npy
+	test -d $(QUICKSTART_DIR)/dataset || $(PY) data/dataset_tool.py create_from_npy \
+	    $(QUICKSTART_DIR)/dataset $(QUICKSTART_DIR)/lfw_faces.npy --resize --resolution=32
+	$(PY) train_main.py --flagfile=configs/quickstart.flags
+	@echo "Done: $(QUICKSTART_DIR)/fakes*.png, reals.png; tensorboard --logdir $(QUICKSTART_DIR)"
+
 test: ops
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 

@@ -133,6 +133,9 @@ def export_generator(G, out_dir: str, noise_mode: str = 'const',
   parent = os.path.dirname(out_dir)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix='.' + os.path.basename(out_dir) + '.tmp-', dir=parent)
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the export is not.
   try:
     signatures = {'serving_default': module.generate, 'generate': module.generate,
                   'mapping': module.mapping, 'synthesis': module.synthesis}
@@ -213,6 +216,7 @@ def main(argv):
       raise tool_util.ToolError(f'unexpected arguments: {" ".join(argv[1:])}')
     if not FLAGS.network or not FLAGS.out:
       raise tool_util.ToolError('both --network and --out are required (see --help).')
+    tool_util.check_network_path(FLAGS.network)
     path = export_network(FLAGS.network, FLAGS.out, noise_mode=FLAGS.noise_mode,
                           truncation_cutoff=FLAGS.truncation_cutoff, keras_file=FLAGS.keras,
                           overwrite=FLAGS.overwrite)

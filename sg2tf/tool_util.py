@@ -160,25 +160,32 @@ def save_text(path: str, text: str) -> str:
   return _atomic(path, write)
 
 
-def load_image(path: str, resolution: int, channels: int) -> np.ndarray:
-  """uint8 [R, R, channels] from an image file; ToolError if unreadable or the wrong size."""
+def read_image(path: str):
+  """The decoded PIL image of a file; ToolError if missing or unreadable."""
   import PIL.Image  # pylint: disable=g-import-not-at-top
   if not os.path.isfile(path):
     raise ToolError(f'{path}: no such image file.')
   try:
     with PIL.Image.open(path) as img:
       img.load()
-      size = img.size
-      img = img.convert('L' if channels == 1 else 'RGB')
-      x = np.asarray(img, np.uint8)
+      return img.copy()
   except (OSError, ValueError, SyntaxError) as e:
-    raise ToolError(f'{path}: not a readable image ({type(e).__name__}: '
-                    f'{str(e).splitlines()[0] if str(e) else ""}).') from None
-  if size != (resolution, resolution):
-    raise ToolError(f'{path}: the image is {size[0]}x{size[1]} but the network makes '
+    raise ToolError(f'{path}: not a readable image ({type(e).__name__}: {e}).') from None
+
+
+def image_array(img, path: str, resolution: int, channels: int) -> np.ndarray:
+  """uint8 [R, R, channels] of a PIL image; ToolError if it is not resolution^2."""
+  if img.size != (resolution, resolution):
+    raise ToolError(f'{path}: the image is {img.size[0]}x{img.size[1]} but the network makes '
                     f'{resolution}x{resolution} images; crop/resize it to {resolution}x'
                     f'{resolution} first.')
+  x = np.asarray(img.convert('L' if channels == 1 else 'RGB'), np.uint8)
   return x.reshape(resolution, resolution, channels)
+
+
+def load_image(path: str, resolution: int, channels: int) -> np.ndarray:
+  """uint8 [R, R, channels] from an image file; ToolError if unreadable or the wrong size."""
+  return image_array(read_image(path), path, resolution, channels)
 
 
 # ------------------------------------------------------------------ progress and errors
@@ -219,9 +226,15 @@ def exit_with_error(e: BaseException) -> None:
   sys.exit(f'error: {msg}')
 
 
+def check_network_path(path: str) -> None:
+  """Fails fast (before TensorFlow is imported) on a --network that does not exist."""
+  if not path:
+    raise ToolError('--network is required.')
+  if not os.path.exists(path) and not os.path.isfile(str(path) + '.index'):
+    raise ToolError(f'--network={path}: no such file or directory.')
+
+
 def expected_errors():
-  """The exception types that mean bad input (not a bug) for the tools."""
-  from sg2tf.metrics import feature_files  # pylint: disable=g-import-not-at-top
-  from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
-  return (ToolError, network_loader.NetworkLoadError, feature_files.FeatureFileMissingError,
-          FileNotFoundError, FileExistsError, NotADirectoryError, ValueError)
+  """The exception types that mean bad input (not a bug) for the tools. NetworkLoadError is a
+  ValueError and FeatureFileMissingError a FileNotFoundError, so nothing heavy is imported."""
+  return (ToolError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError)

@@ -133,7 +133,12 @@ def _bias_act_custom(x, b, axis, spec, alpha, gain, clamp):
 
 
 def _reduce_to_bias(dx, axis):
-  return tf.reduce_sum(dx, axis=[i for i in range(dx.shape.rank) if i != axis])
+  axes = [i for i in range(dx.shape.rank) if i != axis]
+  if dx.dtype == tf.float32:
+    return tf.reduce_sum(dx, axis=axes)
+  # TF's CPU float16 sums accumulate in float16 (a channel of 16k ones sums to ~8k), so
+  # sum in float32 and round once, as the reference's gradient (computed in float32) does.
+  return tf.cast(tf.reduce_sum(tf.cast(dx, tf.float32), axis=axes), dx.dtype)
 
 
 @tf.RegisterGradient('Sg2tfBiasAct')

@@ -27,7 +27,7 @@ def _conv(x, w, stride=1, groups=1, flip_weight=True):
   return tf.nn.conv2d(x, w, strides=stride, padding='VALID')
 
 
-def _conv_transpose(x, w, stride, groups=1):
+def _conv_transpose(x, w, stride, groups=1, impl='auto'):
   """Transposed VALID conv that is the adjoint of correlating with w: output (H-1)*s + k.
 
   Equal to: zero-insert x, pad by k - 1, and TRUE-convolve with w.
@@ -36,7 +36,7 @@ def _conv_transpose(x, w, stride, groups=1):
   out_g = out_c // groups
   if groups > 1 and not _gpus_visible():
     # TF has no grouped Conv2DBackpropInput on CPU: zero insertion + grouped conv instead.
-    x = upfirdn2d(x, None, up=stride, padding=[kw - 1, kw - stride, kh - 1, kh - stride])
+    x = upfirdn2d(x, None, up=stride, padding=[kw - 1, kw - stride, kh - 1, kh - stride], impl=impl)
     return tf.nn.conv2d(x, w[::-1, ::-1], strides=1, padding='VALID')
   if groups == 1:
     wt = tf.transpose(w, [0, 1, 3, 2])  # conv2d_transpose wants [kh, kw, out, in].
@@ -104,7 +104,7 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
     # The transposed conv true-convolves: hand it the flipped kernel to correlate with w.
     # Its output (H-1)*up + k already holds k-1 (before) and k-up (after) samples of the
     # padding that the zero-insertion form of the same pipeline would add.
-    x = _conv_transpose(x, w[::-1, ::-1] if flip_weight else w, up, groups)
+    x = _conv_transpose(x, w[::-1, ::-1] if flip_weight else w, up, groups, impl)
     x = upfirdn2d(x, f, padding=[px0 - (kw - 1), px1 - (kw - up), py0 - (kh - 1), py1 - (kh - up)],
                   gain=up ** 2, flip_filter=flip_filter, impl=impl)
     if down > 1:

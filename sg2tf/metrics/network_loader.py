@@ -120,11 +120,7 @@ def _load_run_dir(path: str, impl: str):
   ckpt = tf.train.latest_checkpoint(os.path.join(path, _RUN_CHECKPOINTS))
   if ckpt is not None and os.path.isfile(os.path.join(path, _RUN_CONFIG)):
     return _load_checkpoint(ckpt, impl)
-  candidates = []
-  for name in os.listdir(path):
-    sub = os.path.join(path, name)
-    if name.startswith(_SNAPSHOT_PREFIX):
-      candidates.append(sub)
+  candidates = [os.path.join(path, n) for n in os.listdir(path) if n.startswith(_SNAPSHOT_PREFIX)]
   export_dir = os.path.join(path, _EXPORT_DIR)
   if os.path.isdir(export_dir):
     candidates += [os.path.join(export_dir, n) for n in os.listdir(export_dir)]
@@ -166,17 +162,18 @@ def _load_checkpoint(prefix: str, impl: str):
   g_kwargs['impl'] = impl
   G_ema = Generator(**g_kwargs)
   try:
-    status = tf.train.Checkpoint(G_ema=G_ema).restore(prefix)
+    # expect_partial first: G, D and the optimizers in the file are meant to stay unread.
+    status = tf.train.Checkpoint(G_ema=G_ema).restore(prefix).expect_partial()
     status.assert_existing_objects_matched()
-    status.expect_partial()
   except (AssertionError, ValueError, tf.errors.OpError) as e:
     raise NetworkLoadError(f'--network={prefix}: the checkpoint does not hold a G_ema matching '
                            f'its config ({_first_line(e)}).') from None
   return G_ema
 
 
-def _first_line(e: BaseException) -> str:
-  return (str(e).strip().splitlines() or [type(e).__name__])[0]
+def _first_line(e: BaseException, limit: int = 300) -> str:
+  line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+  return line if len(line) <= limit else line[:limit] + ' ...'
 
 
 def output_dir_for(network: str) -> str:

@@ -10,6 +10,7 @@ import json
 import os
 
 from absl import logging
+import keras
 import tensorflow as tf
 
 
@@ -84,4 +85,4 @@ def update_mirrored(strategy, var, fn, *args):
 
 def _tf_var(v):
   """The tf.Variable behind a Keras 3 variable (which tf.distribute APIs need)."""
-  return getattr(v, 'value', v) if hasattr(v, '_value') or hasattr(v, 'path') else v
+  return v.value if isinstance(v, keras.Variable) else v

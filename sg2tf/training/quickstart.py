@@ -32,7 +32,7 @@ def lfw_faces() -> np.ndarray:
 
 def main(argv):
   if len(argv) != 2:
-    raise SystemExit(f'usage: python -m sg2tf.training.quickstart <out.npy>')
+    raise SystemExit('usage: python -m sg2tf.training.quickstart <out.npy>')
   out = argv[1]
   faces = lfw_faces()
   folder = os.path.dirname(os.path.abspath(out))

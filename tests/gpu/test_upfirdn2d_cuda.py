@@ -42,7 +42,10 @@ def _nvcc():
 def _load_harness():
   """Compiles kernel + harness into a shared library; returns the ctypes handle."""
   nvcc_util.nvcc_path = _nvcc  # compile_shared looks nvcc up through this name
-  lib = nvcc_util.compile_shared([KERNEL, HARNESS], 'upfirdn2d_harness')
+  try:
+    lib = nvcc_util.compile_shared([KERNEL, HARNESS], 'upfirdn2d_harness')
+  finally:
+    nvcc_util.nvcc_path = _NVCC_UTIL_PATH
   p64 = ctypes.POINTER(ctypes.c_int64)
   lib.sg2tf_upfirdn2d_out_size.argtypes = [p64, p64]
   lib.sg2tf_upfirdn2d_out_size.restype = ctypes.c_int

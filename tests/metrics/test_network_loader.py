@@ -41,6 +41,51 @@ class NetworkLoaderTest(tf.test.TestCase):
     with self.assertRaisesRegex(network_loader.NetworkLoadError, 'conditional'):
       network_loader.check_generator(g)
 
+  def test_run_dir_checkpoint_and_network_dir(self):
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    from sg2tf import configs  # pylint: disable=g-import-not-at-top
+    from sg2tf.networks import Discriminator, Generator  # pylint: disable=g-import-not-at-top
+    from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
+    from sg2tf.training import config as config_lib  # pylint: disable=g-import-not-at-top
+    run = tempfile.mkdtemp(dir=self.get_temp_dir())
+    g_cfg = configs.GeneratorConfig(z_dim=8, w_dim=8, c_dim=2, img_resolution=8,
+                                    mapping_layers=1, mapping_dim=8, fmap_base=16, fmap_max=8)
+    config_lib.write_config(config_lib.TrainConfig(
+        run_dir=run, data=config_lib.DataConfig(data_dir='unused'), G=g_cfg))
+    G, G_ema = Generator(impl='ref', **g_cfg.kwargs()), Generator(impl='ref', **g_cfg.kwargs())
+    D = Discriminator(c_dim=2, img_resolution=8, fmap_base=16, fmap_max=8, impl='ref')
+    G_ema.mapping.w_avg.assign(np.arange(8, dtype=np.float32))
+    step = tf.Variable(3, dtype=tf.int64)
+    tf.train.CheckpointManager(tf.train.Checkpoint(G=G, D=D, G_ema=G_ema, step=step),
+                               os.path.join(run, 'checkpoints'), 2).save(checkpoint_number=64)
+    prefix = os.path.join(run, 'checkpoints', 'ckpt-64')
+    z, c = np.ones([1, 8], np.float32), np.eye(2, dtype=np.float32)[:1]
+    want = G_ema(z, c, noise_mode='const')
+    for path in (run, prefix, prefix + '.index'):
+      g = network_loader.load_generator(path, impl='ref', allow_conditional=True)
+      self.assertAllClose(g(z, c, noise_mode='const'), want, msg=path)  # the EMA weights
+    with self.assertRaisesRegex(network_loader.NetworkLoadError, 'conditional'):
+      network_loader.load_generator(run, impl='ref')
+    # A network directory, and a run directory with only snapshots.
+    snaps = tempfile.mkdtemp(dir=self.get_temp_dir())
+    serialization.save_networks(os.path.join(snaps, 'network-snapshot-000001'), G, D, G_ema)
+    self.assertEqual(network_loader.network_kind(
+        os.path.join(snaps, 'network-snapshot-000001')), 'network_dir')
+    for path in (snaps, os.path.join(snaps, 'network-snapshot-000001')):
+      g = network_loader.load_generator(path, impl='ref', allow_conditional=True)
+      self.assertAllClose(g(z, c, noise_mode='const'), want, msg=path)
+    # A config that does not match the checkpoint.
+    config_lib.write_config(config_lib.TrainConfig(
+        run_dir=run, data=config_lib.DataConfig(data_dir='unused'),
+        G=configs.GeneratorConfig(z_dim=8, w_dim=8, img_resolution=8, mapping_layers=2,
+                                  mapping_dim=8, fmap_base=16, fmap_max=8)))
+    with self.assertRaisesRegex(network_loader.NetworkLoadError, 'ckpt-64: the checkpoint does '
+                                'not hold a G_ema matching'):
+      network_loader.load_generator(run, impl='ref')
+    lonely = tf.train.Checkpoint(G_ema=G_ema).write(os.path.join(snaps, 'lonely', 'ckpt-1'))
+    with self.assertRaisesRegex(network_loader.NetworkLoadError, 'no config.json'):
+      network_loader.load_generator(lonely + '.index')
+
   def test_output_dir(self):
     d = tempfile.mkdtemp(dir=self.get_temp_dir())
     self.assertEqual(network_loader.output_dir_for(d), d)

@@ -37,6 +37,26 @@ def _flat(weights):
   return np.concatenate([np.ravel(np.asarray(w, np.float64)) for w in weights])
 
 
+class StrategyTest(tf.test.TestCase):
+
+  def test_make_strategy(self):
+    from sg2tf.training import distribute  # pylint: disable=g-import-not-at-top
+    default = distribute.make_strategy('default')
+    self.assertEqual(default.num_replicas_in_sync, 1)
+    self.assertTrue(distribute.is_chief(default))
+    self.assertFalse(distribute.is_multi_worker(default))
+    self.assertEqual(distribute.replica_slice(), (0, 1))
+    with self.assertRaisesRegex(ValueError, 'TF_CONFIG'):
+      old = os.environ.pop('TF_CONFIG', None)
+      try:
+        distribute.make_strategy('multi_worker')
+      finally:
+        if old is not None:
+          os.environ['TF_CONFIG'] = old
+    with self.assertRaisesRegex(ValueError, 'unknown strategy'):
+      distribute.make_strategy('tpu')
+
+
 class MirroredTest(tf.test.TestCase):
 
   def test_two_replicas_match_one_device(self):

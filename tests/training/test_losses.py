@@ -4,20 +4,9 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
-from sg2tf.networks import Discriminator, Generator
 from sg2tf.training import losses
-from sg2tf.training import phases
-from sg2tf.training import sampling
-
-
-def tiny_d(mbstd=2):
-  return Discriminator(img_resolution=8, img_channels=1, fmap_base=32, fmap_max=8,
-                       mbstd_group_size=mbstd, impl='ref')
-
-
-def tiny_g():
-  return Generator(z_dim=8, w_dim=8, mapping_layers=2, mapping_dim=8, img_resolution=8,
-                   img_channels=1, fmap_base=32, fmap_max=8, impl='ref')
+from tests.training.tiny import tiny_d
+from tests.training.tiny import tiny_g
 
 
 class LossesTest(tf.test.TestCase, parameterized.TestCase):
@@ -87,51 +76,6 @@ class LossesTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_scale_to_global(self):
     self.assertAllClose(losses.scale_to_global(tf.constant([1.0, 3.0]), 8), 0.5)
-
-  def test_ema_update(self):
-    G, G_ema = tiny_g(), tiny_g()
-    G.mapping.w_avg.assign(tf.fill([8], 3.0))
-    before = [v.numpy() for v in G_ema.variables]
-    phases.update_ema(tf.distribute.get_strategy(), G_ema, G, 0.9)
-    for v_ema, v, old in zip(G_ema.variables, G.variables, before):
-      if v.trainable:
-        self.assertAllClose(v_ema, v.numpy() + (old - v.numpy()) * 0.9, rtol=1e-6)
-      else:  # w_avg and noise buffers are copied, not averaged.
-        self.assertAllEqual(v_ema, v)
-    self.assertAllEqual(G_ema.mapping.w_avg, np.full([8], 3.0))
-
-
-class SamplingTest(tf.test.TestCase):
-
-  def test_inputs_are_deterministic_and_mix_layers(self):
-    G = tiny_g()
-    seed = tf.constant([3, 4], tf.int64)
-    a = sampling.generator_inputs(G, seed, 4, 0.9)
-    b = sampling.generator_inputs(G, seed, 4, 0.9)
-    self.assertAllEqual(a.z, b.z)
-    self.assertAllEqual(a.noise[-1], b.noise[-1])
-    self.assertEqual(len(a.noise), len(G.synthesis.noise_shapes))
-    self.assertNotAllClose(a.z, a.z2)
-    cutoffs = [int(sampling.generator_inputs(G, tf.constant([i, 0], tf.int64), 2, 0.9).cutoff)
-               for i in range(200)]
-    self.assertBetween(min(cutoffs), 1, G.num_ws)
-    self.assertEqual(max(cutoffs), G.num_ws)  # no mixing ~10% of the time
-    frac_mixed = np.mean(np.array(cutoffs) < G.num_ws)
-    self.assertBetween(frac_mixed, 0.8, 0.97)
-    none = sampling.generator_inputs(G, seed, 4, 0.0)
-    self.assertIsNone(none.z2)
-
-  def test_generate_updates_nothing_and_mixes(self):
-    G = tiny_g()
-    inputs = sampling.generator_inputs(G, tf.constant([1, 2], tf.int64), 2, 1.0)
-    ws, w_mean = sampling.mapping(G, inputs, 'ref')
-    ws1 = G.mapping(inputs.z, impl='ref')
-    ws2 = G.mapping(inputs.z2, impl='ref')
-    k = int(inputs.cutoff)
-    self.assertAllClose(ws[:, :k], ws1[:, :k])
-    self.assertAllClose(ws[:, k:], ws2[:, k:])
-    self.assertAllClose(w_mean, tf.reduce_mean(ws1[:, 0], axis=0))
-    self.assertAllEqual(G.mapping.w_avg, np.zeros([8]))
 
 
 if __name__ == '__main__':

@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from sg2tf import configs as net_configs
+from sg2tf.networks import Discriminator, Generator
 from sg2tf.training import config as config_lib
 
 
@@ -40,6 +41,16 @@ def tiny_config(run_dir, data_dir, resolution=16, batch_size=4, **overrides):
       overrides[key] = dataclasses.replace(base, **overrides[key])
   kwargs.update(overrides)
   return config_lib.resolve_config(config_lib.TrainConfig(**kwargs))
+
+
+def tiny_d(mbstd=2):
+  return Discriminator(img_resolution=8, img_channels=1, fmap_base=32, fmap_max=8,
+                       mbstd_group_size=mbstd, impl='ref')
+
+
+def tiny_g():
+  return Generator(z_dim=8, w_dim=8, mapping_layers=2, mapping_dim=8, img_resolution=8,
+                   img_channels=1, fmap_base=32, fmap_max=8, impl='ref')
 
 
 def list_files(folder):

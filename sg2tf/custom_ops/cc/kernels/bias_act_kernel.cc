@@ -21,7 +21,6 @@
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/tensor_shape.h"
 #include "tensorflow/core/platform/threadpool.h"
-#include "tensorflow/core/util/work_sharder.h"
 
 namespace sg2tf {
 namespace {

@@ -80,8 +80,10 @@ __global__ void Upfirdn2dKernel(const Upfirdn2dParams p, const T* __restrict__ x
 // True when every value the per-axis arithmetic can reach fits in int32.
 bool FitsInt32(const Upfirdn2dParams& p) {
   constexpr int64_t kMax = std::numeric_limits<int32_t>::max() / 2;
-  const int64_t reach_y = p.out_h * p.downy + p.in_h * p.upy + p.fh + (p.pady0 < 0 ? -p.pady0 : p.pady0);
-  const int64_t reach_x = p.out_w * p.downx + p.in_w * p.upx + p.fw + (p.padx0 < 0 ? -p.padx0 : p.padx0);
+  const int64_t abs_py0 = p.pady0 < 0 ? -p.pady0 : p.pady0;
+  const int64_t abs_px0 = p.padx0 < 0 ? -p.padx0 : p.padx0;
+  const int64_t reach_y = p.out_h * p.downy + p.in_h * p.upy + p.fh + abs_py0;
+  const int64_t reach_x = p.out_w * p.downx + p.in_w * p.upx + p.fw + abs_px0;
   return reach_y < kMax && reach_x < kMax && p.out_w * p.c < kMax;
 }
 

@@ -28,7 +28,7 @@ struct Upfirdn2dParams {
   int64_t y_stride_n = 0, y_stride_h = 0, y_stride_w = 0;  // y_stride_c == 1
 };
 
-// floor((in*up + p0 + p1 - taps) / down) + 1, or <= 0 when the output would be empty.
+// floor((in*up + p0 + p1 - taps) / down) + 1, or 0 when the output would be empty.
 inline int64_t Upfirdn2dOutSize(int64_t in, int64_t up, int64_t down, int64_t p0, int64_t p1,
                                 int64_t taps) {
   const int64_t span = in * up + p0 + p1 - taps;
@@ -82,7 +82,7 @@ using Upfirdn2dParallelFor = std::function<void(
     int64_t total, int64_t cost_per_unit, const std::function<void(int64_t, int64_t)>& work)>;
 
 // CPU: x and y as above, f in host memory. T is float, Eigen::half or Eigen::bfloat16
-// (instantiated in upfirdn2d_kernel.cc); arithmetic is float32.
+// (implemented in upfirdn2d_cpu.h, instantiated in upfirdn2d_kernel.cc); float32 arithmetic.
 template <typename T>
 void Upfirdn2dCpu(const Upfirdn2dParams& p, const T* x, const float* f, T* y,
                   const Upfirdn2dParallelFor& parallel_for);

@@ -49,8 +49,10 @@ absl::Status Upfirdn2dShape(InferenceContext* c) {
     }
   }
   DimensionHandle out_h, out_w;
-  TF_RETURN_IF_ERROR(OutputDim(c, c->Dim(x, 1), c->Dim(f, 0), "height", upy, downy, py0, py1, &out_h));
-  TF_RETURN_IF_ERROR(OutputDim(c, c->Dim(x, 2), c->Dim(f, 1), "width", upx, downx, px0, px1, &out_w));
+  TF_RETURN_IF_ERROR(
+      OutputDim(c, c->Dim(x, 1), c->Dim(f, 0), "height", upy, downy, py0, py1, &out_h));
+  TF_RETURN_IF_ERROR(
+      OutputDim(c, c->Dim(x, 2), c->Dim(f, 1), "width", upx, downx, px0, px1, &out_w));
   c->set_output(0, c->MakeShape({c->Dim(x, 0), out_h, out_w, c->Dim(x, 3)}));
   return absl::OkStatus();
 }

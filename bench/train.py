@@ -1,0 +1,173 @@
+"""Benchmark: training speed and memory on this machine, by phase.
+
+Cases: the quickstart network (32x32 grayscale, configs/quickstart.flags, batch 16) and a
+64x64 config-f-shaped network (fmap_base 16384, i.e. 512 channels at every resolution up to
+64x64, 512-d latents, 8 mapping layers; batch 8), each with impl='custom' and impl='ref' ops,
+on 1 replica and on 2 replicas (MirroredStrategy over 2 logical CPU devices, or 2 GPUs).
+
+Every case runs in a fresh process (logical devices must be set before TensorFlow starts; the
+peak-memory figure is that process's maximum resident set). After one warm-up minibatch that
+traces all four phases, each phase runs `--reps` more times and its median wall time is taken.
+sec/kimg combines them with the official schedule: per minibatch Gmain + Dmain + Greg / 4 +
+Dreg / 16 (G_ema is part of Dmain).
+
+  python bench/train.py [--cases quickstart,f64] [--impls custom,ref] [--replicas 1,2]
+                        [--reps 3] [--out bench/results/train.json]
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+CASES = {
+    # name: (resolution, channels, fmap_base, fmap_max, latent, mapping_layers, batch, gamma)
+    'quickstart': (32, 1, 512, 64, 128, 4, 16, 1.0),
+    'f64': (64, 3, 16384, 512, 512, 8, 8, 10.0),
+}
+
+_CHILD = r'''
+import json, os, resource, sys, tempfile, time
+import numpy as np
+case, impl, replicas, reps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+res, ch, fbase, fmax, latent, mlayers, batch, gamma = json.loads(sys.argv[5])
+import tensorflow as tf
+gpus = tf.config.list_physical_devices('GPU')
+if replicas > 1 and not gpus:
+  cpu = tf.config.list_physical_devices('CPU')[0]
+  tf.config.set_logical_device_configuration(
+      cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
+import dataclasses
+from absl import logging
+logging.set_verbosity(logging.WARNING)
+from data.writer import DatasetWriter
+from sg2tf import configs as net_configs
+from sg2tf.training import config as config_lib, distribute, loop
+
+root = tempfile.mkdtemp()
+rnd = np.random.RandomState(0)
+with DatasetWriter(os.path.join(root, 'data'), resolution=res, channels=ch) as w:
+  for _ in range(max(4 * batch, 32)):
+    w.add_image(rnd.randint(0, 256, size=[ch, res, res]).astype(np.uint8))
+  w.commit()
+base = net_configs.get_config('config-f')
+g = dataclasses.replace(base.G, fmap_base=fbase, fmap_max=fmax, z_dim=latent, w_dim=latent,
+                        mapping_dim=latent, mapping_layers=mlayers)
+d = dataclasses.replace(base.D, fmap_base=fbase, fmap_max=fmax)
+cfg = config_lib.resolve_config(config_lib.TrainConfig(
+    run_dir=os.path.join(root, 'run'), data=config_lib.DataConfig(os.path.join(root, 'data')),
+    G=g, D=d, loss=config_lib.LossConfig(r1_gamma=gamma), batch_size=batch, total_kimg=1000,
+    impl=impl, grid=(2, 2)))
+if gpus:
+  strategy = distribute.make_strategy('mirrored', [f'/gpu:{i}' for i in range(replicas)])
+elif replicas > 1:
+  strategy = distribute.make_strategy('mirrored', [f'/cpu:{i}' for i in range(replicas)])
+else:
+  strategy = distribute.make_strategy('mirrored', ['/cpu:0'])
+t0 = time.perf_counter()
+tr = loop.Trainer(cfg, strategy)
+tr.train_step()  # step 0 runs (and traces) all four phases
+warmup = time.perf_counter() - t0
+ph = tr.phases
+batch_data = tr._next_batch()  # pylint: disable=protected-access
+reals, labels = batch_data, None
+beta = tf.constant(0.99)
+fns = {'Gmain': lambda: ph.g_main(), 'Greg': lambda: ph.g_reg(),
+       'Dmain': lambda: ph.d_main(reals, labels, beta), 'Dreg': lambda: ph.d_reg(reals, labels)}
+ms = {}
+for name, fn in fns.items():
+  times = []
+  for _ in range(reps):
+    t = time.perf_counter()
+    out = fn()
+    [v.numpy() for v in out.values()]
+    times.append(time.perf_counter() - t)
+  ms[name] = 1000 * float(np.median(times))
+per_batch = ms['Gmain'] + ms['Dmain'] + ms['Greg'] / 4 + ms['Dreg'] / 16
+params = lambda net: int(sum(np.prod(v.shape) for v in net.trainable_variables))
+print('RESULT ' + json.dumps({
+    'case': case, 'impl': impl, 'replicas': tr.replicas, 'batch': batch, 'resolution': res,
+    'params_G': params(tr.G), 'params_D': params(tr.D), 'phase_ms': ms,
+    'sec_per_kimg': per_batch / batch, 'img_per_sec': 1000 * batch / per_batch,
+    'peak_host_mem_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    'warmup_sec': warmup, 'device': 'gpu' if gpus else 'cpu'}))
+'''
+
+
+def run_case(case, impl, replicas, reps, timeout):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  env['PYTHONPATH'] = str(REPO) + os.pathsep + env.get('PYTHONPATH', '')
+  cmd = [sys.executable, '-c', _CHILD, case, impl, str(replicas), str(reps),
+         json.dumps(CASES[case])]
+  t = time.time()
+  try:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO),
+                          timeout=timeout, check=False)
+  except subprocess.TimeoutExpired:
+    return {'case': case, 'impl': impl, 'replicas': replicas, 'error': f'timeout {timeout}s'}
+  lines = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')]
+  if proc.returncode != 0 or not lines:
+    tail = proc.stderr.strip().splitlines()[-1:] or ['?']
+    return {'case': case, 'impl': impl, 'replicas': replicas, 'error': tail[0][:300]}
+  out = json.loads(lines[0][len('RESULT '):])
+  out['wall_sec'] = round(time.time() - t, 1)
+  return out
+
+
+def table(results):
+  head = (f'{"case":<11}{"impl":<7}{"rep":>4}{"sec/kimg":>10}{"img/s":>8}{"Gmain":>9}'
+          f'{"Greg":>9}{"Dmain":>9}{"Dreg":>9}{"peak GB":>9}')
+  rows = [head, '-' * len(head)]
+  for r in results:
+    if 'error' in r:
+      rows.append(f'{r["case"]:<11}{r["impl"]:<7}{r["replicas"]:>4}  error: {r["error"]}')
+      continue
+    p = r['phase_ms']
+    rows.append(f'{r["case"]:<11}{r["impl"]:<7}{r["replicas"]:>4}{r["sec_per_kimg"]:>10.1f}'
+                f'{r["img_per_sec"]:>8.1f}{p["Gmain"]:>9.0f}{p["Greg"]:>9.0f}{p["Dmain"]:>9.0f}'
+                f'{p["Dreg"]:>9.0f}{r["peak_host_mem_gb"]:>9.2f}')
+  rows.append('(phase columns: median ms per call; sec/kimg = (Gmain + Dmain + Greg/4 + '
+              'Dreg/16) / batch)')
+  return '\n'.join(rows)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--cases', default='quickstart,f64')
+  parser.add_argument('--impls', default='custom,ref')
+  parser.add_argument('--replicas', default='1,2')
+  parser.add_argument('--reps', type=int, default=3)
+  parser.add_argument('--timeout', type=int, default=900, help='seconds per case')
+  parser.add_argument('--out', default=str(REPO / 'bench' / 'results' / 'train.json'))
+  args = parser.parse_args()
+  results = []
+  for case in args.cases.split(','):
+    if case not in CASES:
+      parser.error(f'--cases: unknown case {case!r}; choose from {", ".join(CASES)}')
+    for impl in args.impls.split(','):
+      for replicas in (int(r) for r in args.replicas.split(',')):
+        r = run_case(case, impl, replicas, args.reps, args.timeout)
+        results.append(r)
+        print(table([r]).splitlines()[2], flush=True)
+  print()
+  print(table(results))
+  meta = {'host': platform.node(), 'machine': platform.machine(), 'cpus': os.cpu_count(),
+          'python': platform.python_version(), 'time': time.strftime('%Y-%m-%d %H:%M:%S'),
+          'reps': args.reps, 'load_avg_1min': os.getloadavg()[0]}
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)), suffix='.json')
+  with os.fdopen(fd, 'w') as f:
+    json.dump({'meta': meta, 'cases': CASES, 'results': results}, f, indent=1)
+  os.replace(tmp, args.out)
+  print(f'\nWrote {args.out}')
+
+
+if __name__ == '__main__':
+  main()

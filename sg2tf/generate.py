@@ -1,0 +1,261 @@
+"""Images from seeds, style-mixing figures, truncation sweeps and latent interpolations.
+
+    python -m sg2tf.generate --network=<run dir | checkpoint | network dir | .pkl> --outdir=out \
+        [--seeds=0-9] [--trunc=1.0] [--noise_mode=const] [--class_idx=N]
+        [--style_mixing_rows=85,100,75 --style_mixing_cols=55,821,1789 --style_mixing_styles=0-6]
+        [--truncation_sweep=-1,-0.5,0,0.5,1]           (rows: --seeds)
+        [--interpolate=1,2,3 --interpolation_frames=8 --interpolation_space=w]
+
+Outputs (PNG, uint8 = clip(x * 127.5 + 128, 0, 255)): seed<NNNN>.png per seed;
+style-mixing.png (first row: the column seeds, first column: the row seeds, cell (r, c): the
+row seed's w with the layers of --style_mixing_styles taken from the column seed, as in the
+paper's figure); truncation-sweep.png (one row per seed, one column per psi);
+interpolation.png (a strip of frames) and interpolation.gif.
+
+Determinism: z of a seed is np.random.RandomState(seed).randn(z_dim), as in the official
+code. --noise_mode=const uses the network's stored noise buffers, none disables noise, and
+random draws the noise maps from the same RandomState after z, like the official
+run_generator.py (so the output is still a function of the seed). In the figures a mixed
+image uses its row seed's noise, an interpolation the first seed's.
+"""
+
+import os
+from typing import List, Optional, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+from sg2tf import tool_util
+
+NOISE_MODES = ('const', 'random', 'none')
+
+
+class ImageGenerator:
+  """Deterministic seed -> image for one generator (tf.function-compiled pieces)."""
+
+  def __init__(self, G, noise_mode: str = 'const', class_idx: Optional[int] = None,
+               truncation_cutoff: Optional[int] = None, batch_size: int = 8, impl=None):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    if noise_mode not in NOISE_MODES:
+      raise tool_util.ToolError(f'--noise_mode={noise_mode!r}: use one of '
+                                f'{", ".join(NOISE_MODES)}.')
+    self.G, self.noise_mode, self.class_idx = G, noise_mode, class_idx
+    self.truncation_cutoff, self.batch_size, self.impl = truncation_cutoff, batch_size, impl
+    self.z_dim, self.num_ws = int(G.z_dim), int(G.num_ws)
+    self.c_dim = int(getattr(G, 'c_dim', 0) or 0)
+    tool_util.labels_for(self.c_dim, class_idx, 1)  # fail early on bad labels
+    self.noise_shapes = [tuple(s) for s in G.synthesis.noise_shapes]
+    self._mapping = tf.function(lambda z, c: G.mapping(z, c, impl=impl), reduce_retracing=True)
+    self._synth_noise = tf.function(
+        lambda ws, noise: G.synthesis(ws, noise=noise, impl=impl), reduce_retracing=True)
+    self._synth_mode = tf.function(
+        lambda ws: G.synthesis(ws, noise_mode=noise_mode, impl=impl), reduce_retracing=True)
+
+  def zs(self, seeds: Sequence[int]) -> np.ndarray:
+    return np.stack([tool_util.z_from_seed(s, self.z_dim) for s in seeds])  # [N, z_dim]
+
+  def ws(self, zs: np.ndarray, truncation_psi: float = 1.0) -> np.ndarray:
+    """Truncated w [N, num_ws, w_dim] of latents zs [N, z_dim]."""
+    out = []
+    for i in range(0, len(zs), self.batch_size):
+      zb = zs[i:i + self.batch_size]
+      c = tool_util.labels_for(self.c_dim, self.class_idx, len(zb))
+      w = self._mapping(zb, c)
+      out.append(self.G.mapping.truncate(w, truncation_psi, self.truncation_cutoff).numpy())
+    return np.concatenate(out)
+
+  def images(self, ws: np.ndarray, noise_seeds: Sequence[int]) -> np.ndarray:
+    """uint8 [N, R, R, C] of ws [N, num_ws, w_dim]; noise_seeds[i] seeds image i's noise
+    in --noise_mode=random."""
+    out = []
+    for i in range(0, len(ws), self.batch_size):
+      wb = ws[i:i + self.batch_size]
+      if self.noise_mode == 'random':
+        per_seed = [tool_util.noise_from_seed(s, self.z_dim, self.noise_shapes)
+                    for s in noise_seeds[i:i + self.batch_size]]
+        noise = [np.concatenate([n[k] for n in per_seed]) for k in range(len(self.noise_shapes))]
+        x = self._synth_noise(wb, noise)
+      else:
+        x = self._synth_mode(wb)
+      out.append(tool_util.to_uint8(x.numpy()))
+    return np.concatenate(out)
+
+  def from_seeds(self, seeds: Sequence[int], truncation_psi: float = 1.0) -> np.ndarray:
+    return self.images(self.ws(self.zs(seeds), truncation_psi), seeds)
+
+
+def generate_seed_images(gen: ImageGenerator, seeds: Sequence[int], truncation_psi: float,
+                         outdir: str) -> List[str]:
+  """seed<NNNN>.png for every seed, in batches, with progress logging."""
+  paths = []
+  progress = tool_util.Progress(len(seeds), 'generate', unit='img')
+  for i in range(0, len(seeds), gen.batch_size):
+    batch = list(seeds[i:i + gen.batch_size])
+    for seed, img in zip(batch, gen.from_seeds(batch, truncation_psi)):
+      paths.append(tool_util.save_png(os.path.join(outdir, f'seed{seed:04d}.png'), img))
+    progress.update(len(paths))
+  return paths
+
+
+def style_mixing_figure(gen: ImageGenerator, row_seeds: Sequence[int],
+                        col_seeds: Sequence[int], styles: Sequence[int],
+                        truncation_psi: float = 1.0) -> np.ndarray:
+  """uint8 [(rows + 1) * R, (cols + 1) * R, C]; top-left cell black."""
+  bad = [s for s in styles if not 0 <= s < gen.num_ws]
+  if bad:
+    raise tool_util.ToolError(f'--style_mixing_styles: layers {bad} do not exist; the network '
+                              f'has layers 0..{gen.num_ws - 1}.')
+  row_w = gen.ws(gen.zs(row_seeds), truncation_psi)
+  col_w = gen.ws(gen.zs(col_seeds), truncation_psi)
+  row_img = gen.images(row_w, row_seeds)
+  col_img = gen.images(col_w, col_seeds)
+  mixed_w, noise_seeds = [], []
+  for r, row_seed in enumerate(row_seeds):
+    for c in range(len(col_seeds)):
+      w = row_w[r].copy()
+      w[list(styles)] = col_w[c][list(styles)]
+      mixed_w.append(w)
+      noise_seeds.append(row_seed)
+  mixed = gen.images(np.stack(mixed_w), noise_seeds)
+  n, res, _, ch = row_img.shape
+  cells = np.zeros([len(row_seeds) + 1, len(col_seeds) + 1, res, res, ch], np.uint8)
+  cells[0, 1:] = col_img
+  cells[1:, 0] = row_img
+  cells[1:, 1:] = mixed.reshape(len(row_seeds), len(col_seeds), res, res, ch)
+  del n
+  return tool_util.grid(cells.reshape(-1, res, res, ch), len(col_seeds) + 1)
+
+
+def truncation_sweep(gen: ImageGenerator, seeds: Sequence[int],
+                     psis: Sequence[float]) -> np.ndarray:
+  """uint8 grid: one row per seed, one column per truncation psi."""
+  zs = gen.zs(seeds)
+  cols = [gen.images(gen.ws(zs, psi), seeds) for psi in psis]  # each [rows, R, R, C]
+  cells = np.stack(cols, axis=1)  # [rows, cols, R, R, C]
+  return tool_util.grid(cells.reshape((-1,) + cells.shape[2:]), len(psis))
+
+
+def _slerp(a, b, t):
+  a_n, b_n = a / np.linalg.norm(a), b / np.linalg.norm(b)
+  omega = np.arccos(np.clip(np.dot(a_n, b_n), -1.0, 1.0))
+  if omega < 1e-6:
+    return (1 - t) * a + t * b
+  return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+def interpolation_frames(gen: ImageGenerator, seeds: Sequence[int], frames_per_step: int,
+                         space: str = 'w', truncation_psi: float = 1.0) -> np.ndarray:
+  """uint8 [F, R, R, C]: seeds[0] -> seeds[1] -> ... with frames_per_step frames per pair
+  (the last seed's own frame appended): lerp in W, or slerp in Z then mapping."""
+  if len(seeds) < 2:
+    raise tool_util.ToolError('--interpolate needs at least two seeds, e.g. --interpolate=1,2.')
+  if space not in ('w', 'z'):
+    raise tool_util.ToolError(f'--interpolation_space={space!r}: use w or z.')
+  ts = np.arange(frames_per_step) / frames_per_step
+  zs = gen.zs(seeds)
+  if space == 'z':
+    path = [_slerp(zs[i], zs[i + 1], t) for i in range(len(seeds) - 1) for t in ts] + [zs[-1]]
+    ws = gen.ws(np.stack(path).astype(np.float32), truncation_psi)
+  else:
+    key_w = gen.ws(zs, truncation_psi)
+    ws = np.stack([(1 - t) * key_w[i] + t * key_w[i + 1]
+                   for i in range(len(seeds) - 1) for t in ts] + [key_w[-1]]).astype(np.float32)
+  return gen.images(ws, [seeds[0]] * len(ws))
+
+
+# ------------------------------------------------------------------ command line
+
+def _define_flags():
+  """Only when run as a program, so that importing this module defines no flags."""
+  flags.DEFINE_string('network', None, 'Network: a training run directory, a checkpoint '
+                      'prefix, an sg2tf network directory or an official StyleGAN2 .pkl.')
+  flags.DEFINE_string('outdir', None, 'Output folder.')
+  flags.DEFINE_string('seeds', None, 'Seeds of single images (and the rows of '
+                      '--truncation_sweep), e.g. 0-9,42.')
+  flags.DEFINE_float('trunc', 1.0, 'Truncation psi (1 = none).')
+  flags.DEFINE_integer('truncation_cutoff', None, 'Truncate only the first N w layers.')
+  flags.DEFINE_enum('noise_mode', 'const', list(NOISE_MODES),
+                    'const: stored noise buffers; random: noise drawn from the seed (official '
+                    'run_generator.py); none: no noise.')
+  flags.DEFINE_integer('class_idx', None, 'Class label of conditional networks.')
+  flags.DEFINE_string('style_mixing_rows', None, 'Row seeds of a style-mixing figure.')
+  flags.DEFINE_string('style_mixing_cols', None, 'Column seeds of a style-mixing figure.')
+  flags.DEFINE_string('style_mixing_styles', '0-6', 'w layers the column seeds supply '
+                      '(0-3 coarse, 4-7 middle, 8+ fine at 1024x1024).')
+  flags.DEFINE_string('truncation_sweep', None, 'Truncation psi values of a sweep grid '
+                      '(rows: --seeds), e.g. -1,-0.5,0,0.5,1.')
+  flags.DEFINE_string('interpolate', None, 'Seeds to interpolate between, e.g. 1,2,3.')
+  flags.DEFINE_integer('interpolation_frames', 8, 'Frames per pair of seeds.', lower_bound=1)
+  flags.DEFINE_enum('interpolation_space', 'w', ['w', 'z'], 'lerp in W or slerp in Z.')
+  flags.DEFINE_bool('gif', True, 'Also write interpolation.gif.')
+  flags.DEFINE_integer('gif_ms', 80, 'GIF frame duration in milliseconds.', lower_bound=1)
+  flags.DEFINE_integer('batch_size', 8, 'Images per generator call.', lower_bound=1)
+  flags.DEFINE_enum('impl', 'auto', ['auto', 'custom', 'ref'], 'Op implementation.')
+
+
+def run(FLAGS) -> List[str]:  # pylint: disable=invalid-name
+  """Does what the flags ask; returns the written files."""
+  if not FLAGS.network or not FLAGS.outdir:
+    raise tool_util.ToolError('--network and --outdir are required (see --help).')
+  mixing = FLAGS.style_mixing_rows or FLAGS.style_mixing_cols
+  if not (FLAGS.seeds or mixing or FLAGS.interpolate):
+    raise tool_util.ToolError('nothing to do: pass --seeds, --style_mixing_rows/--style_mixing_'
+                              'cols, --truncation_sweep (with --seeds) or --interpolate.')
+  if mixing and not (FLAGS.style_mixing_rows and FLAGS.style_mixing_cols):
+    raise tool_util.ToolError('a style-mixing figure needs both --style_mixing_rows and '
+                              '--style_mixing_cols.')
+  # Parse everything before the (slow) network load.
+  seeds = tool_util.parse_int_list(FLAGS.seeds, 'seeds') if FLAGS.seeds else None
+  psis = (tool_util.parse_float_list(FLAGS.truncation_sweep, 'truncation_sweep')
+          if FLAGS.truncation_sweep else None)
+  if psis and not seeds:
+    raise tool_util.ToolError('--truncation_sweep needs --seeds (one row per seed).')
+  if mixing:
+    rows = tool_util.parse_int_list(FLAGS.style_mixing_rows, 'style_mixing_rows')
+    cols = tool_util.parse_int_list(FLAGS.style_mixing_cols, 'style_mixing_cols')
+    styles = tool_util.parse_int_list(FLAGS.style_mixing_styles, 'style_mixing_styles')
+  interp = tool_util.parse_int_list(FLAGS.interpolate, 'interpolate') if FLAGS.interpolate else None
+  if os.path.exists(FLAGS.outdir) and not os.path.isdir(FLAGS.outdir):
+    raise tool_util.ToolError(f'--outdir={FLAGS.outdir} is a file; choose a folder.')
+  tool_util.check_network_path(FLAGS.network)
+
+  from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
+  G = network_loader.load_generator(FLAGS.network, impl=FLAGS.impl, allow_conditional=True)
+  gen = ImageGenerator(G, FLAGS.noise_mode, FLAGS.class_idx, FLAGS.truncation_cutoff,
+                       FLAGS.batch_size, impl=FLAGS.impl)
+  out, written = FLAGS.outdir, []
+  if seeds and not psis:
+    written += generate_seed_images(gen, seeds, FLAGS.trunc, out)
+  if psis:
+    written.append(tool_util.save_png(os.path.join(out, 'truncation-sweep.png'),
+                                      truncation_sweep(gen, seeds, psis)))
+  if mixing:
+    written.append(tool_util.save_png(os.path.join(out, 'style-mixing.png'),
+                                      style_mixing_figure(gen, rows, cols, styles, FLAGS.trunc)))
+  if interp:
+    frames = interpolation_frames(gen, interp, FLAGS.interpolation_frames,
+                                  FLAGS.interpolation_space, FLAGS.trunc)
+    written.append(tool_util.save_png(os.path.join(out, 'interpolation.png'),
+                                      tool_util.grid(frames, len(frames))))
+    if FLAGS.gif:
+      written.append(tool_util.save_gif(os.path.join(out, 'interpolation.gif'), frames,
+                                        FLAGS.gif_ms))
+  logging.info('Wrote %d files to %s', len(written), out)
+  return written
+
+
+def main(argv):
+  try:
+    if len(argv) > 1:
+      raise tool_util.ToolError(f'unexpected arguments: {" ".join(argv[1:])}')
+    written = run(flags.FLAGS)
+  except tool_util.expected_errors() as e:
+    tool_util.exit_with_error(e)
+  print(f'Wrote {len(written)} file(s) to {flags.FLAGS.outdir}')
+
+
+if __name__ == '__main__':
+  _define_flags()
+  app.run(main)

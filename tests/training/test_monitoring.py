@@ -1,0 +1,73 @@
+"""Monitoring: image grids, atomic PNGs, tick statistics, TensorBoard events, time format."""
+
+import glob
+import os
+import tempfile
+
+import numpy as np
+import PIL.Image
+import tensorflow as tf
+
+from sg2tf.training import monitoring
+
+
+class MonitoringTest(tf.test.TestCase):
+
+  def test_grid_layout(self):
+    images = np.stack([np.full([2, 3, 1], i, np.uint8) for i in range(5)])
+    grid = monitoring.grid_image(images, (3, 2))
+    self.assertEqual(grid.shape, (4, 9, 1))
+    self.assertEqual(grid[0, 3, 0], 1)   # row 0, column 1
+    self.assertEqual(grid[2, 0, 0], 3)   # row 1, column 0
+    self.assertEqual(grid[2, 6, 0], 0)   # the missing sixth image stays black
+
+  def test_to_uint8_matches_official_range(self):
+    self.assertAllEqual(monitoring.to_uint8(np.array([-1.5, -1.0, 0.0, 1.0, 2.0])),
+                        [0, 0, 128, 255, 255])
+
+  def test_save_png_is_atomic_and_readable(self):
+    folder = tempfile.mkdtemp()
+    path = monitoring.save_png(np.zeros([4, 4, 3], np.uint8) + 7, os.path.join(folder, 'a.png'))
+    self.assertEqual(os.listdir(folder), ['a.png'])
+    self.assertAllEqual(np.asarray(PIL.Image.open(path)), np.full([4, 4, 3], 7))
+    gray = monitoring.save_png(np.zeros([4, 4, 1], np.uint8), os.path.join(folder, 'g.png'))
+    self.assertEqual(PIL.Image.open(gray).mode, 'L')
+
+  def test_tick_stats(self):
+    s = monitoring.TickStats()
+    s.add({'a': 1.0, 'b': 2.0})
+    s.add({'a': 3.0})
+    s.add_phase('Gmain', 0.5)
+    s.add_phase('Gmain', 1.5)
+    self.assertEqual(s.means(), {'a': 2.0, 'b': 2.0})
+    self.assertEqual((s.phase_sec['Gmain'], s.phase_calls['Gmain']), (2.0, 2))
+    s.reset()
+    self.assertEqual(s.means(), {})
+
+  def test_monitor_writes_events_and_logs(self):
+    run_dir = tempfile.mkdtemp()
+    m = monitoring.Monitor(run_dir)
+    m.scalars(1000, {'Loss/G/loss': 0.5})
+    m.image(1000, 'fakes', np.zeros([8, 8, 3], np.uint8), 'fakes000001.png')
+    with self.assertLogs(level='INFO') as logs:
+      m.progress(3, 12.0, 100.0, 90.0, 30.0, 4.0, {'host': 1.5})
+    self.assertIn('tick 3', logs.output[0])
+    self.assertIn('sec/kimg 7.50', logs.output[0])
+    self.assertIn('eta 11m 00s', logs.output[0])
+    m.close()
+    self.assertTrue(glob.glob(os.path.join(run_dir, 'events.out.tfevents.*')))
+    self.assertTrue(os.path.isfile(os.path.join(run_dir, 'fakes000001.png')))
+    # Workers other than the chief write nothing.
+    other = tempfile.mkdtemp()
+    monitoring.Monitor(other, chief=False).image(0, 'x', np.zeros([2, 2, 3], np.uint8), 'x.png')
+    self.assertEqual(os.listdir(other), [])
+
+  def test_format_time_and_memory(self):
+    self.assertEqual(monitoring.format_time(59), '59s')
+    self.assertEqual(monitoring.format_time(3725), '1h 02m')
+    self.assertEqual(monitoring.format_time(90000), '1d 01h')
+    self.assertGreater(monitoring.peak_memory_gb()['host'], 0.01)
+
+
+if __name__ == '__main__':
+  tf.test.main()
