@@ -3,8 +3,8 @@
 For each op (up2, down2, filter-only upfirdn2d; bias_act lrelu with bias) and each shape
 (N=4: [C=512, 8x8] ... [C=64, 256x256]) it measures, for impl='custom' and impl='ref' side by
 side, the median time of the forward pass and of forward+backward inside tf.function, and
-the peak memory added by one forward+backward (ru_maxrss delta in a fresh process per case,
-so the two impls are measured the same way). Prints a table, writes bench/results/ops.json.
+the peak memory of one forward+backward from TF's own allocator statistics (BFC CPU
+allocator, a fresh process per case, so both impls are measured the same way). Prints a table, writes bench/results/ops.json.
 
   python bench/ops.py [--quick] [--out bench/results/ops.json]
 """
@@ -23,7 +23,7 @@ SHAPES = [(512, 8), (512, 16), (512, 32), (256, 64), (128, 128), (64, 256)]
 OPS = ['up2', 'down2', 'filter', 'bias_lrelu']
 
 _CASE = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np, tensorflow as tf
 from sg2tf.custom_ops import bias_act, downsample2d, filter2d, setup_filter, upsample2d
 op, c, r, impl, min_time = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
@@ -41,25 +41,26 @@ def fwd_bwd(t):
         tape.watch(t)
         y = fn(t)
     return tape.gradient(y, t, output_gradients=y)
-def kib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-fwd.get_concrete_function(x); fwd_bwd.get_concrete_function(x)
-m0 = kib()
-fwd_bwd(x).numpy()
-peak = kib() - m0
+fwd_bwd(x)
+base = tf.config.experimental.get_memory_info('CPU:0')['current']
+tf.config.experimental.reset_memory_stats('CPU:0')
+out = fwd_bwd(x)
+peak = tf.config.experimental.get_memory_info('CPU:0')['peak'] - base
+del out
 def timeit(g):
-    g(x).numpy()
+    g(x)
     times = []
     t_end = time.perf_counter() + min_time
+    # CPU function calls return when the result is computed: no host copy is timed.
     while time.perf_counter() < t_end or len(times) < 5:
-        t0 = time.perf_counter(); g(x).numpy(); times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter(); g(x); times.append(time.perf_counter() - t0)
     return float(np.median(times))
-print(json.dumps({'fwd_ms': 1e3 * timeit(fwd), 'fwd_bwd_ms': 1e3 * timeit(fwd_bwd), 'peak_mib': peak / 1024}))
+print(json.dumps({'fwd_ms': 1e3 * timeit(fwd), 'fwd_bwd_ms': 1e3 * timeit(fwd_bwd), 'peak_mib': peak / 2**20}))
 """
 
 
 def run_case(op, c, r, impl, min_time):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=str(REPO))
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=str(REPO), TF_CPU_ALLOCATOR_USE_BFC='true')
   proc = subprocess.run([sys.executable, '-c', _CASE, op, str(c), str(r), impl, str(min_time)],
                         capture_output=True, text=True, env=env, check=False)
   if proc.returncode != 0:
@@ -95,7 +96,7 @@ def main():
             f'{row["speedup_fwd"]:>6.2f}{res["ref"]["fwd_bwd_ms"]:>9.2f}{res["custom"]["fwd_bwd_ms"]:>9.2f}'
             f'{row["speedup_fwd_bwd"]:>6.2f}{res["ref"]["peak_mib"]:>9.1f}{res["custom"]["peak_mib"]:>9.1f}',
             flush=True)
-  print('times in ms (median); x = ref / custom; MiB = peak RSS added by one forward+backward')
+  print('times in ms (median); x = ref / custom; MiB = peak TF allocation during one forward+backward')
   out = pathlib.Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)
   payload = {'machine': {'cpus': os.cpu_count(), 'platform': platform.platform(),

@@ -113,7 +113,7 @@ def _cxx() -> str:
 
 def cpu_compile_flags(tf_cflags: Sequence[str]) -> List[str]:
   return ['-std=c++17', '-shared', '-fPIC', '-O3', '-march=native', '-DNDEBUG',
-          '-Wno-deprecated-declarations', '-Wno-ignored-attributes', f'-I{CC_DIR}'] + list(tf_cflags)
+          '-Wno-deprecated-declarations', '-Wno-ignored-attributes', '-Wno-interference-size', f'-I{CC_DIR}'] + list(tf_cflags)
 
 
 def nvcc_flags() -> List[str]:

@@ -117,7 +117,8 @@ class BiasActTest(tf.test.TestCase, parameterized.TestCase):
       with tf.GradientTape() as tape:
         tape.watch(t)
         y = bias_act(t, b, act='lrelu', impl='custom')
-      return y, tape.gradient(tf.reduce_sum(y), t)
+        loss = tf.reduce_sum(y)
+      return y, tape.gradient(loss, t)
 
     y, g = step(x)
     self.assertAllClose(y, np_bias_act(x.numpy(), b.numpy(), act='lrelu'), atol=1e-5)

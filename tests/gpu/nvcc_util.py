@@ -13,8 +13,15 @@ CC_DIR = REPO / 'sg2tf' / 'custom_ops' / 'cc'
 
 
 def nvcc_path():
-  from sg2tf.custom_ops.build import find_nvcc  # pylint: disable=g-import-not-at-top
-  return find_nvcc()
+  """nvcc from $CUDA_HOME, PATH or /usr/local/cuda. Self-contained on purpose: the GPU
+  machines that run these tests have no TensorFlow, so nothing from sg2tf is imported."""
+  for var in ('CUDA_HOME', 'CUDA_PATH'):
+    if os.environ.get(var):
+      cand = os.path.join(os.environ[var], 'bin', 'nvcc')
+      if os.access(cand, os.X_OK):
+        return cand
+  return shutil.which('nvcc') or (
+      '/usr/local/cuda/bin/nvcc' if os.access('/usr/local/cuda/bin/nvcc', os.X_OK) else None)
 
 
 def gpu_available():
