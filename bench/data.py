@@ -7,7 +7,12 @@ Measures, at 64x64 and 256x256 (RGB):
   read_1         make_dataset(batch 32, mirror_augment, shuffle) -> float32 NHWC, img/s;
   read_2         the same through distribute() on MirroredStrategy over 2 logical CPU devices.
 Reads also report CPU milliseconds per image, which other processes on a shared machine do
-not distort the way they distort wall-clock rates. Prints a table and writes
+not distort the way they distort wall-clock rates.
+
+glibc's per-thread malloc arenas make TensorFlow page-fault the big float batches in again
+and again once several threads allocate them (e.g. after a MirroredStrategy iterator ran):
+about 0.3 ms/img of system time at 256x256. MALLOC_ARENA_MAX=1 in the environment removes it;
+the JSON records the value used. Prints a table and writes
 bench/results/data.json. The target is >= 2,000 img/s for read_* at 256x256 on 2 cores: the
 pipeline must never be what limits training.
 """
@@ -140,6 +145,7 @@ def main():
         f'cores).')
   out = {'machine': {'cpus': os.cpu_count(), 'platform': platform.platform(),
                      'tensorflow': tf.__version__,
+                     'MALLOC_ARENA_MAX': os.environ.get('MALLOC_ARENA_MAX'),
                      'loadavg_before': load_before, 'loadavg_after': load_after},
          'batch': BATCH, 'quick': quick, 'target_read_img_s_256': TARGET, 'target_met': ok,
          'results': rows}

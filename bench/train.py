@@ -6,13 +6,18 @@ Cases: the quickstart network (32x32 grayscale, configs/quickstart.flags, batch 
 on 1 replica and on 2 replicas (MirroredStrategy over 2 logical CPU devices, or 2 GPUs).
 
 Every case runs in a fresh process (logical devices must be set before TensorFlow starts; the
-peak-memory figure is that process's maximum resident set). After one warm-up minibatch that
-traces all four phases, each phase runs `--reps` more times and its median wall time is taken.
+peak-memory figure is that process's maximum resident set). All four phase functions are traced
+first, then each phase runs `--reps` times (default: 4 for the quickstart network, 1 for the
+big one) and the median wall time is taken (without the first call when reps > 2).
 sec/kimg combines them with the official schedule: per minibatch Gmain + Dmain + Greg / 4 +
 Dreg / 16 (G_ema is part of Dmain).
 
   python bench/train.py [--cases quickstart,f64] [--impls custom,ref] [--replicas 1,2]
-                        [--reps 3] [--out bench/results/train.json]
+                        [--reps N] [--runs case:impl:replicas,...]
+                        [--out bench/results/train.json]
+
+The whole matrix takes well over 10 minutes on 2 CPU cores (a 64x64 config-f minibatch takes
+minutes there); pick cases with the flags.
 """
 
 import argparse
@@ -32,6 +37,7 @@ CASES = {
     'quickstart': (32, 1, 512, 64, 128, 4, 16, 1.0),
     'f64': (64, 3, 16384, 512, 512, 8, 8, 10.0),
 }
+DEFAULT_REPS = {'quickstart': 4, 'f64': 1}
 
 _CHILD = r'''
 import json, os, resource, sys, tempfile, time
@@ -73,23 +79,25 @@ else:
   strategy = distribute.make_strategy('mirrored', ['/cpu:0'])
 t0 = time.perf_counter()
 tr = loop.Trainer(cfg, strategy)
-tr.train_step()  # step 0 runs (and traces) all four phases
-warmup = time.perf_counter() - t0
+build = time.perf_counter() - t0
 ph = tr.phases
-batch_data = tr._next_batch()  # pylint: disable=protected-access
-reals, labels = batch_data, None
+reals, labels = tr._next_batch(), None  # pylint: disable=protected-access
 beta = tf.constant(0.99)
-fns = {'Gmain': lambda: ph.g_main(), 'Greg': lambda: ph.g_reg(),
-       'Dmain': lambda: ph.d_main(reals, labels, beta), 'Dreg': lambda: ph.d_reg(reals, labels)}
+fns = {'Gmain': (ph.g_main, ()), 'Greg': (ph.g_reg, ()),
+       'Dmain': (ph.d_main, (reals, labels, beta)), 'Dreg': (ph.d_reg, (reals, labels))}
+t0 = time.perf_counter()
+for fn, args in fns.values():
+  fn.get_concrete_function(*args)  # trace and build every phase before timing any
+trace = time.perf_counter() - t0
 ms = {}
-for name, fn in fns.items():
+for name, (fn, args) in fns.items():
   times = []
   for _ in range(reps):
     t = time.perf_counter()
-    out = fn()
-    [v.numpy() for v in out.values()]
+    [v.numpy() for v in fn(*args).values()]
     times.append(time.perf_counter() - t)
-  ms[name] = 1000 * float(np.median(times))
+  # The first call also initialises the graph's kernels: with more reps, drop it.
+  ms[name] = 1000 * float(np.median(times[1:] if reps > 2 else times))
 per_batch = ms['Gmain'] + ms['Dmain'] + ms['Greg'] / 4 + ms['Dreg'] / 16
 params = lambda net: int(sum(np.prod(v.shape) for v in net.trainable_variables))
 print('RESULT ' + json.dumps({
@@ -97,7 +105,7 @@ print('RESULT ' + json.dumps({
     'params_G': params(tr.G), 'params_D': params(tr.D), 'phase_ms': ms,
     'sec_per_kimg': per_batch / batch, 'img_per_sec': 1000 * batch / per_batch,
     'peak_host_mem_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-    'warmup_sec': warmup, 'device': 'gpu' if gpus else 'cpu'}))
+    'build_sec': build, 'trace_sec': trace, 'device': 'gpu' if gpus else 'cpu'}))
 '''
 
 
@@ -117,6 +125,7 @@ def run_case(case, impl, replicas, reps, timeout):
     tail = proc.stderr.strip().splitlines()[-1:] or ['?']
     return {'case': case, 'impl': impl, 'replicas': replicas, 'error': tail[0][:300]}
   out = json.loads(lines[0][len('RESULT '):])
+  out['reps'] = reps
   out['wall_sec'] = round(time.time() - t, 1)
   return out
 
@@ -143,24 +152,31 @@ def main():
   parser.add_argument('--cases', default='quickstart,f64')
   parser.add_argument('--impls', default='custom,ref')
   parser.add_argument('--replicas', default='1,2')
-  parser.add_argument('--reps', type=int, default=3)
+  parser.add_argument('--runs', default='', help='explicit list case:impl:replicas,... '
+                      '(instead of all combinations of --cases, --impls, --replicas)')
+  parser.add_argument('--reps', type=int, default=None, help='calls per phase (default: '
+                      'per case)')
   parser.add_argument('--timeout', type=int, default=900, help='seconds per case')
   parser.add_argument('--out', default=str(REPO / 'bench' / 'results' / 'train.json'))
   args = parser.parse_args()
+  if args.runs:
+    runs = [tuple(r.split(':')) for r in args.runs.split(',')]
+  else:
+    runs = [(c, i, r) for c in args.cases.split(',') for i in args.impls.split(',')
+            for r in args.replicas.split(',')]
+  for run in runs:
+    if len(run) != 3 or run[0] not in CASES or run[1] not in ('custom', 'ref', 'auto'):
+      parser.error(f'bad case {":".join(run)!r}: use <{"|".join(CASES)}>:<custom|ref>:<N>')
   results = []
-  for case in args.cases.split(','):
-    if case not in CASES:
-      parser.error(f'--cases: unknown case {case!r}; choose from {", ".join(CASES)}')
-    for impl in args.impls.split(','):
-      for replicas in (int(r) for r in args.replicas.split(',')):
-        r = run_case(case, impl, replicas, args.reps, args.timeout)
-        results.append(r)
-        print(table([r]).splitlines()[2], flush=True)
+  for case, impl, replicas in runs:
+    r = run_case(case, impl, int(replicas), args.reps or DEFAULT_REPS[case], args.timeout)
+    results.append(r)
+    print(table([r]).splitlines()[2], flush=True)
   print()
   print(table(results))
   meta = {'host': platform.node(), 'machine': platform.machine(), 'cpus': os.cpu_count(),
           'python': platform.python_version(), 'time': time.strftime('%Y-%m-%d %H:%M:%S'),
-          'reps': args.reps, 'load_avg_1min': os.getloadavg()[0]}
+          'load_avg_1min': os.getloadavg()[0]}
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)), suffix='.json')
   with os.fdopen(fd, 'w') as f:

@@ -251,8 +251,7 @@ class Projector:
         callback(step, dist, loss)
       if (step + 1) % every == 0 or step + 1 == cfg.num_steps:
         img, _ = self._render_fn()
-        if not snapshots or snapshots[-1][0] != step + 1:
-          snapshots.append((step + 1, tool_util.to_uint8(img.numpy()[0])))
+        snapshots.append((step + 1, tool_util.to_uint8(img.numpy()[0])))
       progress.update(step + 1, f'lpips {dist:.4f}, loss {loss:.4f}')
     img, dist = self._render_fn()
     w = np.tile(self.w.numpy()[:, np.newaxis, :], [1, self.num_ws, 1])

@@ -5,6 +5,7 @@ the graph), conditional networks take labels, the optional .keras file, atomic o
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,6 +87,11 @@ print('CLEAN_LOAD_OK', len(ops))
 
 
 class ExportTest(tf.test.TestCase, parameterized.TestCase):
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.tmp, ignore_errors=True)
+    super().tearDownClass()
 
   @classmethod
   def setUpClass(cls):

@@ -126,7 +126,7 @@ class GenerateTest(tf.test.TestCase, parameterized.TestCase):
       return subprocess.run([sys.executable, '-m', 'sg2tf.generate', *args],
                             capture_output=True, text=True, env=env, timeout=300, check=False)
 
-    proc = run(f'--network={nets}', f'--outdir={out}', '--seeds=0-1', '--trunc=0.7',
+    proc = run(f'--network={nets}', f'--outdir={out}', '--impl=ref', '--seeds=0-1', '--trunc=0.7',
                '--style_mixing_rows=1,2', '--style_mixing_cols=3', '--style_mixing_styles=0-2',
                '--interpolate=1,2', '--interpolation_frames=3')
     self.assertEqual(proc.returncode, 0, proc.stderr[-4000:])

@@ -12,6 +12,7 @@ generated image is not found again.
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,11 @@ class ProjectMathTest(tf.test.TestCase):
 
 
 class ProjectorTest(tf.test.TestCase, parameterized.TestCase):
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.tmp, ignore_errors=True)
+    super().tearDownClass()
 
   @classmethod
   def setUpClass(cls):
