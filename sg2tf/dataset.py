@@ -26,9 +26,9 @@ Determinism: the same seed gives the same batches, flips included (flips use sta
 random numbers keyed by seed, input pipeline and batch index; the shuffle uses TF's op seed,
 so a different `tf.random.set_seed` also changes the order).
 
-Speed: about 0.25 ms of CPU per 256x256 RGB image (bench/data.py), i.e. several thousand
-images/s on 2 cores. With several replicas, glibc's per-thread malloc arenas can add ~0.3 ms/img
-of page faults; MALLOC_ARENA_MAX=1 in the environment avoids them.
+Speed (bench/data.py): about 0.2-0.25 ms of CPU per 256x256 RGB image, i.e. several thousand
+images/s on 2 cores. Through MirroredStrategy over logical CPU devices (a CPU-only stand-in for
+several GPUs) TensorFlow's per-replica copies add ~0.4 ms/img, mostly page faults.
 
 Errors: a missing directory or resolution raises `DatasetError` at once (listing the
 resolutions there are); `verify=True` walks the record headers first, so a truncated file is
