@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The quickstart extra (scikit-image, for its bundled LFW faces) is installed too, so the
+# quickstart's tests run in CI.
 # The CUDA build of TensorFlow only when an NVIDIA driver is present; the CPU build is half the size.
 TF_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 # Cache the compiled ops inside the checkout so test runs are self-contained.
@@ -14,7 +16,7 @@ PYTEST_ARGS ?=
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[$(TF_EXTRA),test]"
+	$(PY) -m pip install -q -e ".[$(TF_EXTRA),test,quickstart]"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -27,11 +29,7 @@ ops: venv
 # it resumes (and finishes at once when the run is complete).
 QUICKSTART_DIR := runs/quickstart
 
-$(VENV)/.quickstart: $(VENV)/.installed
-	$(PY) -m pip install -q -e ".[$(TF_EXTRA),test,quickstart]"
-	touch $@
-
-quickstart: ops $(VENV)/.quickstart
+quickstart: ops
 	$(PY) -m sg2tf.training.quickstart $(QUICKSTART_DIR)/lfw_faces.npy
 	test -d $(QUICKSTART_DIR)/dataset || $(PY) data/dataset_tool.py create_from_npy \
 	    $(QUICKSTART_DIR)/dataset $(QUICKSTART_DIR)/lfw_faces.npy --resize --resolution=32

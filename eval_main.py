@@ -16,6 +16,8 @@ from absl import logging
 
 from sg2tf import flags as sg2tf_flags
 
+sg2tf_flags.define_eval_flags()
+
 
 def make_strategy(name: str):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top

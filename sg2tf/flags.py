@@ -1,7 +1,8 @@
 """All command-line flags of sg2tf, defined in one place, and the configs built from them.
 
-Entry points (eval_main.py, and the training entry point later) import this module, parse
-argv with absl, and call ONE builder (`eval_config_from_flags()`) to get a frozen dataclass;
+Entry points define their own section (`define_eval_flags()` in eval_main.py,
+`define_train_flags()` in train_main.py), parse argv with absl, and call ONE builder
+(`eval_config_from_flags()` / `train_config_from_flags()`) to get a frozen dataclass;
 nothing else reads FLAGS. `--flagfile=<file>` works as with any absl program.
 """
 
@@ -14,41 +15,48 @@ FLAGS = flags.FLAGS
 
 # --------------------------------------------------------------------------- evaluation
 
-flags.DEFINE_string('network', None,
-                    'Network to evaluate: an official StyleGAN2 .pkl, an sg2tf network '
-                    'directory, a training run directory or a training checkpoint.')
-flags.DEFINE_string('data', None,
-                    'TFRecord dataset directory (<name>-rNN.tfrecords) for the real images; '
-                    'the highest resolution is used. Not needed by is50k and ppl_*.')
-flags.DEFINE_list('metrics', ['fid50k'],
-                  'Comma-separated metrics: fid50k, fid50k_full, is50k, pr50k3, ppl_zfull, '
-                  'ppl_wfull, ppl_zend, ppl_wend, ppl2_wend.')
-flags.DEFINE_integer('num_fakes', None,
-                     'Reduce the number of generated samples (quick runs; the results are '
-                     'marked as not comparable with published numbers).', lower_bound=2)
-flags.DEFINE_integer('num_reals', None,
-                     'Reduce the number of real images (default: the official count; pr50k3 '
-                     'uses --num_fakes when only that is given).', lower_bound=2)
-flags.DEFINE_string('feature_dir', None,
-                    'Folder with the feature network files (also: $SG2TF_FEATURE_DIR). See '
-                    'sg2tf/metrics/feature_files.py for names and URLs.')
-flags.DEFINE_bool('download_features', True,
-                  'Download missing feature network files into the cache '
-                  '($SG2TF_FEATURE_CACHE, default ~/.cache/sg2tf/features).')
-flags.DEFINE_string('cache_dir', None,
-                    'Cache for real-data statistics (also: $SG2TF_METRICS_CACHE; default '
-                    '~/.cache/sg2tf/metrics).')
-flags.DEFINE_string('output_dir', None,
-                    'Where metrics.jsonl and TensorBoard scalars go (default: the run dir, or '
-                    'the folder of the network file).')
-flags.DEFINE_integer('eval_batch_size', 8, 'Images per replica per step (PPL: half as many '
-                     'pairs).', lower_bound=1)
-flags.DEFINE_integer('eval_seed', 0, 'Seed of the latents.')
-flags.DEFINE_float('truncation_psi', 1.0,
-                   'Truncation psi for the generated images (official protocols: 1).')
-flags.DEFINE_enum('strategy', 'auto', ['auto', 'default', 'mirrored'],
-                  'tf.distribute strategy: mirrored over all GPUs (auto picks it when there '
-                  'is more than one GPU), or the default single-device strategy.')
+def define_eval_flags(flag_values=FLAGS):
+  """Defines the evaluation flags (once per FlagValues); eval_main.py calls it."""
+  fv = flag_values
+  if 'network' in fv:
+    return
+  kw = dict(flag_values=fv)
+  flags.DEFINE_string('network', None,
+                      'Network to evaluate: an official StyleGAN2 .pkl, an sg2tf network '
+                      'directory, a training run directory or a training checkpoint.', **kw)
+  flags.DEFINE_string('data', None,
+                      'TFRecord dataset directory (<name>-rNN.tfrecords) for the real images; '
+                      'the highest resolution is used. Not needed by is50k and ppl_*.', **kw)
+  flags.DEFINE_list('metrics', ['fid50k'],
+                    'Comma-separated metrics: fid50k, fid50k_full, is50k, pr50k3, ppl_zfull, '
+                    'ppl_wfull, ppl_zend, ppl_wend, ppl2_wend.', **kw)
+  flags.DEFINE_integer('num_fakes', None,
+                       'Reduce the number of generated samples (quick runs; the results are '
+                       'marked as not comparable with published numbers).', lower_bound=2, **kw)
+  flags.DEFINE_integer('num_reals', None,
+                       'Reduce the number of real images (default: the official count; pr50k3 '
+                       'uses --num_fakes when only that is given).', lower_bound=2, **kw)
+  flags.DEFINE_string('feature_dir', None,
+                      'Folder with the feature network files (also: $SG2TF_FEATURE_DIR). See '
+                      'sg2tf/metrics/feature_files.py for names and URLs.', **kw)
+  flags.DEFINE_bool('download_features', True,
+                    'Download missing feature network files into the cache '
+                    '($SG2TF_FEATURE_CACHE, default ~/.cache/sg2tf/features).', **kw)
+  flags.DEFINE_string('cache_dir', None,
+                      'Cache for real-data statistics (also: $SG2TF_METRICS_CACHE; default '
+                      '~/.cache/sg2tf/metrics).', **kw)
+  flags.DEFINE_string('output_dir', None,
+                      'Where metrics.jsonl and TensorBoard scalars go (default: the run dir, or '
+                      'the folder of the network file).', **kw)
+  flags.DEFINE_integer('eval_batch_size', 8, 'Images per replica per step (PPL: half as many '
+                       'pairs).', lower_bound=1, **kw)
+  flags.DEFINE_integer('eval_seed', 0, 'Seed of the latents.', **kw)
+  flags.DEFINE_float('truncation_psi', 1.0,
+                     'Truncation psi for the generated images (official protocols: 1).', **kw)
+  flags.DEFINE_enum('strategy', 'auto', ['auto', 'default', 'mirrored'],
+                    'tf.distribute strategy: mirrored over all GPUs (auto picks it when there '
+                    'is more than one GPU), or the default single-device strategy.', **kw)
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +76,9 @@ class EvalConfig:
   strategy: str
 
 
-def eval_config_from_flags() -> EvalConfig:
+def eval_config_from_flags(flag_values=FLAGS) -> EvalConfig:
   """The evaluation config from the parsed flags; raises ValueError naming a bad flag."""
+  FLAGS = flag_values  # pylint: disable=invalid-name,redefined-outer-name
   if not FLAGS.network:
     raise ValueError('--network is required (an official StyleGAN2 .pkl, a network or run '
                      'directory, or a checkpoint).')
@@ -87,20 +96,12 @@ def eval_config_from_flags() -> EvalConfig:
 # carry them; train_config_from_flags() is the one place that turns them into a TrainConfig.
 # Both take a FlagValues (default: the global FLAGS) so tests can parse in isolation.
 
-# Flags that the evaluation section above also defines at import time with other meanings;
-# a training process replaces them (eval_main never calls define_train_flags).
-_TRAIN_REDEFINES = ('strategy', 'metrics')
-
-
 def define_train_flags(flag_values=FLAGS):
   """Defines the training flags (once per FlagValues)."""
   from sg2tf import configs as net_configs  # pylint: disable=g-import-not-at-top
   fv = flag_values
   if 'run_dir' in fv:
     return
-  for name in _TRAIN_REDEFINES:
-    if name in fv:
-      delattr(fv, name)
   kw = dict(flag_values=fv)
   # Data and run directory.
   flags.DEFINE_string('data_dir', None, 'TFRecord dataset directory (<name>-rNN.tfrecords, '
@@ -159,6 +160,7 @@ def define_train_flags(flag_values=FLAGS):
   flags.DEFINE_integer('keep_checkpoints', 3, 'Rolling checkpoints kept.', **kw)
   flags.DEFINE_integer('export_ticks', 0, 'Also export the networks every N ticks (0: only at '
                        'the end).', **kw)
+  flags.DEFINE_alias('export_every', 'export_ticks', flag_values=flag_values)
   flags.DEFINE_string('grid', 'auto', 'Snapshot grid COLUMNSxROWS, or auto.', **kw)
   flags.DEFINE_list('metrics', [], 'Metrics at network snapshots (e.g. fid50k); none by '
                     'default.', **kw)
@@ -172,7 +174,15 @@ def define_train_flags(flag_values=FLAGS):
                     'MultiWorkerMirroredStrategy from TF_CONFIG; default: one device.', **kw)
   flags.DEFINE_enum('impl', 'auto', ['auto', 'custom', 'ref'], 'Op implementation: compiled '
                     'custom ops, pure-TF reference, or auto (custom when it loads).', **kw)
-  flags.DEFINE_bool('mixed_precision', False, 'float16 compute (not supported yet).', **kw)
+  flags.DEFINE_bool('mixed_precision', False, 'Mixed precision as in StyleGAN2-ADA: the '
+                    '--num_fp16_res highest G and D resolutions (>= 8x8) compute activations in '
+                    'float16 (weights, mapping, images, logits, losses stay float32) and conv '
+                    'outputs are clamped to +-conv_clamp. Faster on GPUs with tensor cores; off '
+                    'by default (exact float32).', **kw)
+  flags.DEFINE_integer('num_fp16_res', 4, 'With --mixed_precision: how many of the highest '
+                       'resolutions run in float16.', **kw)
+  flags.DEFINE_float('conv_clamp', 256.0, 'With --mixed_precision: clamp conv outputs to '
+                     '[-conv_clamp, conv_clamp] (keeps float16 finite).', **kw)
   flags.DEFINE_string('resume', 'latest', 'latest (the run_dir\'s newest checkpoint, if any), '
                       'none, or a checkpoint prefix.', **kw)
   flags.DEFINE_string('resume_pkl', None, 'Official StyleGAN2 pickle to fine-tune from (when '
@@ -237,7 +247,8 @@ def train_config_from_flags(flag_values=FLAGS):
                                    epsilon=f.adam_eps),
       batch_size=f.batch_size, total_kimg=f.total_kimg, ema_kimg=f.ema_kimg,
       ema_rampup=f.ema_rampup, seed=f.seed, strategy=f.strategy, impl=f.impl,
-      mixed_precision=f.mixed_precision, tick_kimg=f.tick_kimg,
+      mixed_precision=f.mixed_precision, num_fp16_res=f.num_fp16_res,
+      conv_clamp=f.conv_clamp, tick_kimg=f.tick_kimg,
       image_snapshot_ticks=f.image_snapshot_ticks, checkpoint_ticks=f.checkpoint_ticks,
       network_snapshot_ticks=f.network_snapshot_ticks, keep_checkpoints=f.keep_checkpoints,
       export_ticks=f.export_ticks, resume=f.resume or 'latest', resume_pkl=f.resume_pkl,

@@ -103,12 +103,14 @@ class EqualizedConv2D(_ImplMixin, keras.layers.Layer):
   """
 
   def __init__(self, filters, kernel_size, activation='linear', use_bias=True, up=1, down=1,
-               resample_filter=(1, 3, 3, 1), lr_multiplier=1.0, gain=1.0, impl='auto', **kwargs):
+               resample_filter=(1, 3, 3, 1), lr_multiplier=1.0, gain=1.0, conv_clamp=None,
+               impl='auto', **kwargs):
     super().__init__(**kwargs)
     self.filters = int(filters)
     self.kernel_size = int(kernel_size)
     self.activation = activation
     self.use_bias = bool(use_bias)
+    self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
     self.up, self.down = int(up), int(down)
     self.resample_filter = None if resample_filter is None else [float(v) for v in resample_filter]
     self.lr_multiplier = float(lr_multiplier)
@@ -129,20 +131,21 @@ class EqualizedConv2D(_ImplMixin, keras.layers.Layer):
 
   def call(self, x, impl=None):  # x: [N, H, W, C_in]
     impl = self._impl(impl)
+    # float16 inputs (mixed precision): the float32 weights are cast at use by the op.
     w = self.weight * self.weight_gain
     x = conv2d_resample(x, w, f=self._filter, up=self.up, down=self.down,
                         padding=self.kernel_size // 2, impl=impl)  # [N, H', W', filters]
     b = None if self.bias is None else self.bias * self.lr_multiplier
-    if b is None and self.activation == 'linear':
+    if b is None and self.activation == 'linear' and self.conv_clamp is None:
       return x
-    return bias_act(x, b, act=self.activation, impl=impl)
+    return bias_act(x, b, act=self.activation, clamp=self.conv_clamp, impl=impl)
 
   def get_config(self):
     config = super().get_config()
     config.update(filters=self.filters, kernel_size=self.kernel_size, activation=self.activation,
                   use_bias=self.use_bias, up=self.up, down=self.down,
                   resample_filter=self.resample_filter, lr_multiplier=self.lr_multiplier,
-                  gain=self.gain, impl=self.impl)
+                  gain=self.gain, conv_clamp=self.conv_clamp, impl=self.impl)
     return config
 
 
@@ -155,6 +158,11 @@ class ModulatedConv2D(_ImplMixin, keras.layers.Layer):
   fused: per-sample kernels, batch folded into the channel axis, ONE grouped convolution.
   non-fused: scale the activations by s, shared conv, scale by the demodulation factors.
   Both give the same result up to float rounding.
+
+  float16 x (mixed precision): styles, kernels and demodulation factors are computed in
+  float32 and cast at use. Non-fused with demodulation, W is first divided by its per-output
+  max |W| and s by its per-sample max |s| (as StyleGAN2-ADA does): demodulation cancels
+  both scales, and the float16 x * s and conv can no longer overflow.
   """
 
   def __init__(self, filters, kernel_size, w_dim, demodulate=True, up=1,
@@ -188,18 +196,21 @@ class ModulatedConv2D(_ImplMixin, keras.layers.Layer):
 
   def call(self, x, w, fused_modconv=None, impl=None):  # x: [N, H, W, C_in], w: [N, w_dim]
     impl = self._impl(impl)
-    s = self.styles(w, impl)  # [N, I]
+    s = self.styles(tf.cast(w, tf.float32), impl)  # [N, I]
     weight = self.weight * self.weight_gain  # [k, k, I, O]
     if resolve_fused_modconv(fused_modconv):
       return self._fused(x, s, weight, impl)
-    x = x * s[:, tf.newaxis, tf.newaxis, :]
+    if x.dtype != tf.float32 and self.demodulate:
+      weight = weight / tf.reduce_max(tf.abs(weight), axis=[0, 1, 2], keepdims=True)
+      s = s / tf.reduce_max(tf.abs(s), axis=1, keepdims=True)
+    x = x * tf.cast(s, x.dtype)[:, tf.newaxis, tf.newaxis, :]
     x = conv2d_resample(x, weight, f=self._filter, up=self.up, padding=self.kernel_size // 2,
                         impl=impl)  # [N, H', W', O]
     if self.demodulate:
       # sum_{kh,kw,i} (W s_i)^2 = (s^2) @ sum_{kh,kw} W^2.
       d = tf.math.rsqrt(tf.matmul(tf.square(s), tf.reduce_sum(tf.square(weight), [0, 1]))
                         + _DEMOD_EPS)  # [N, O]
-      x = x * d[:, tf.newaxis, tf.newaxis, :]
+      x = x * tf.cast(d, x.dtype)[:, tf.newaxis, tf.newaxis, :]
     return x
 
   def _fused(self, x, s, weight, impl):
@@ -213,6 +224,7 @@ class ModulatedConv2D(_ImplMixin, keras.layers.Layer):
     # Group g of the conv = sample g: input channels [g*I, (g+1)*I), outputs [g*O, (g+1)*O).
     xg = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, wd, n * ci])  # [1, H, W, N*I]
     wg = tf.reshape(tf.transpose(ww, [1, 2, 3, 0, 4]), [k, k, ci, n * co])  # [k, k, I, N*O]
+    wg = tf.cast(wg, x.dtype)  # Demodulated in float32: |entries| <= 1 fit float16.
     if self.up > 1 and (n_static is None or not gpus_visible()):
       y = self._fused_up_zero_insert(xg, wg, impl)
     else:
@@ -255,8 +267,9 @@ class SynthesisLayer(_ImplMixin, keras.layers.Layer):
   """
 
   def __init__(self, filters, w_dim, resolution, kernel_size=3, up=1, activation='lrelu',
-               resample_filter=(1, 3, 3, 1), impl='auto', **kwargs):
+               resample_filter=(1, 3, 3, 1), conv_clamp=None, impl='auto', **kwargs):
     super().__init__(**kwargs)
+    self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
     self.filters = int(filters)
     self.w_dim = int(w_dim)
     self.resolution = int(resolution)
@@ -267,7 +280,7 @@ class SynthesisLayer(_ImplMixin, keras.layers.Layer):
     self.impl = impl
     self.conv = ModulatedConv2D(self.filters, self.kernel_size, self.w_dim, demodulate=True,
                                 up=self.up, resample_filter=self.resample_filter, impl=impl,
-                                name='conv')
+                                autocast=self.autocast, name='conv')
 
   def build(self, input_shape):
     self.conv.build(input_shape)
@@ -286,31 +299,33 @@ class SynthesisLayer(_ImplMixin, keras.layers.Layer):
       check_noise_mode(noise_mode)
       if noise_mode == 'random':
         shape = tf.shape(x)
-        noise = tf.random.normal([shape[0], shape[1], shape[2], 1], dtype=x.dtype)
+        noise = tf.random.normal([shape[0], shape[1], shape[2], 1], dtype=tf.float32)
       elif noise_mode == 'const':
         noise = self.noise_const
     if noise is not None:
-      x = x + tf.cast(noise, x.dtype) * self.noise_strength
-    return bias_act(x, self.bias, act=self.activation, impl=impl)
+      x = x + tf.cast(tf.cast(noise, tf.float32) * self.noise_strength, x.dtype)
+    return bias_act(x, self.bias, act=self.activation, clamp=self.conv_clamp, impl=impl)
 
   def get_config(self):
     config = super().get_config()
     config.update(filters=self.filters, w_dim=self.w_dim, resolution=self.resolution,
                   kernel_size=self.kernel_size, up=self.up, activation=self.activation,
-                  resample_filter=self.resample_filter, impl=self.impl)
+                  resample_filter=self.resample_filter, conv_clamp=self.conv_clamp,
+                  impl=self.impl)
     return config
 
 
 class ToRGB(_ImplMixin, keras.layers.Layer):
   """Modulated 1x1 conv WITHOUT demodulation, then x + bias (linear)."""
 
-  def __init__(self, img_channels, w_dim, impl='auto', **kwargs):
+  def __init__(self, img_channels, w_dim, conv_clamp=None, impl='auto', **kwargs):
     super().__init__(**kwargs)
     self.img_channels = int(img_channels)
     self.w_dim = int(w_dim)
+    self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
     self.impl = impl
     self.conv = ModulatedConv2D(self.img_channels, 1, self.w_dim, demodulate=False, impl=impl,
-                                name='conv')
+                                autocast=self.autocast, name='conv')
 
   def build(self, input_shape):
     self.conv.build(input_shape)
@@ -319,11 +334,12 @@ class ToRGB(_ImplMixin, keras.layers.Layer):
   def call(self, x, w, fused_modconv=None, impl=None):  # x: [N, H, W, C], w: [N, w_dim]
     impl = self._impl(impl)
     x = self.conv(x, w, fused_modconv=fused_modconv, impl=impl)  # [N, H, W, img_channels]
-    return bias_act(x, self.bias, impl=impl)
+    return bias_act(x, self.bias, clamp=self.conv_clamp, impl=impl)
 
   def get_config(self):
     config = super().get_config()
-    config.update(img_channels=self.img_channels, w_dim=self.w_dim, impl=self.impl)
+    config.update(img_channels=self.img_channels, w_dim=self.w_dim,
+                  conv_clamp=self.conv_clamp, impl=self.impl)
     return config
 
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from sg2tf import layers
 from sg2tf.custom_ops import downsample2d, setup_filter
-from sg2tf.networks.synthesis import ARCHITECTURES, check_resolution
+from sg2tf.networks.synthesis import ARCHITECTURES, check_resolution, fp16_resolution
 
 
 class DiscriminatorBlock(keras.layers.Layer):
@@ -16,13 +16,22 @@ class DiscriminatorBlock(keras.layers.Layer):
 
   Official D_stylegan2 block at 2**k: Conv0 nf(k-1) -> nf(k-1), Conv1_down -> nf(k-2); the
   resnet Skip is a 1x1 down conv with no bias; x = (x + skip) / sqrt(2).
+
+  use_fp16: activations in float16 (weights float32, cast at use); the image input stays
+  float32 and is cast only for FromRGB. conv_clamp: clamp every conv output (None: none).
   """
 
   def __init__(self, in_channels, out_channels, resolution, img_channels, architecture, is_top,
-               activation='lrelu', resample_filter=(1, 3, 3, 1), impl='auto', **kwargs):
+               activation='lrelu', resample_filter=(1, 3, 3, 1), use_fp16=False, conv_clamp=None,
+               impl='auto', **kwargs):
     super().__init__(**kwargs)
     self.in_channels, self.out_channels = int(in_channels), int(out_channels)
     self.resolution, self.img_channels = int(resolution), int(img_channels)
+    self.use_fp16 = bool(use_fp16)
+    self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
+    self.compute_dtype_ = tf.float16 if self.use_fp16 else tf.float32
+    # Keras would cast float16 inputs back to the float32 policy: the layers keep our dtype.
+    sub = dict(autocast=not self.use_fp16, conv_clamp=self.conv_clamp)
     self.architecture, self.is_top = architecture, bool(is_top)
     self.activation = activation
     self.resample_filter = None if resample_filter is None else [float(v) for v in resample_filter]
@@ -30,16 +39,16 @@ class DiscriminatorBlock(keras.layers.Layer):
     self.has_fromrgb = architecture == 'skip' or self.is_top
     if self.has_fromrgb:
       self.fromrgb = layers.EqualizedConv2D(self.in_channels, 1, activation=activation,
-                                            impl=impl, name='fromrgb')
+                                            impl=impl, name='fromrgb', **sub)
     self.conv0 = layers.EqualizedConv2D(self.in_channels, 3, activation=activation, impl=impl,
-                                        name='conv0')
+                                        name='conv0', **sub)
     self.conv1 = layers.EqualizedConv2D(self.out_channels, 3, activation=activation, down=2,
                                         resample_filter=self.resample_filter, impl=impl,
-                                        name='conv1')
+                                        name='conv1', **sub)
     if architecture == 'resnet':
       self.skip = layers.EqualizedConv2D(self.out_channels, 1, use_bias=False, down=2,
                                          resample_filter=self.resample_filter, impl=impl,
-                                         name='skip')
+                                         name='skip', **sub)
 
   def build(self, input_shape=None):
     del input_shape
@@ -56,8 +65,10 @@ class DiscriminatorBlock(keras.layers.Layer):
     """x: [N, R, R, C_in] or None (top block), img: [N, R, R, img_channels] or None.
     Returns (x [N, R/2, R/2, C_out], img downsampled for the skip architecture, else None)."""
     impl = self.impl if impl is None else impl
+    dtype = self.compute_dtype_
+    x = None if x is None else tf.cast(x, dtype)
     if self.has_fromrgb:
-      y = self.fromrgb(img, impl=impl)
+      y = self.fromrgb(tf.cast(img, dtype), impl=impl)
       x = y if x is None else x + y
     img = downsample2d(img, self._filter, impl=impl) if self.architecture == 'skip' else None
     t = x
@@ -72,7 +83,8 @@ class DiscriminatorBlock(keras.layers.Layer):
     config.update(in_channels=self.in_channels, out_channels=self.out_channels,
                   resolution=self.resolution, img_channels=self.img_channels,
                   architecture=self.architecture, is_top=self.is_top, activation=self.activation,
-                  resample_filter=self.resample_filter, impl=self.impl)
+                  resample_filter=self.resample_filter, use_fp16=self.use_fp16,
+                  conv_clamp=self.conv_clamp, impl=self.impl)
     return config
 
 
@@ -80,9 +92,10 @@ class DiscriminatorEpilogue(keras.layers.Layer):
   """4x4: [FromRGB (skip)], minibatch stddev, Conv, Dense0, Output (projection on labels)."""
 
   def __init__(self, in_channels, dense_channels, img_channels, c_dim, architecture,
-               mbstd_group_size=4, mbstd_num_features=1, activation='lrelu', impl='auto',
-               **kwargs):
+               mbstd_group_size=4, mbstd_num_features=1, activation='lrelu', conv_clamp=None,
+               impl='auto', **kwargs):
     super().__init__(**kwargs)
+    self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
     self.in_channels, self.dense_channels = int(in_channels), int(dense_channels)
     self.img_channels, self.c_dim = int(img_channels), int(c_dim)
     self.architecture = architecture
@@ -91,13 +104,14 @@ class DiscriminatorEpilogue(keras.layers.Layer):
     self.impl = impl
     if architecture == 'skip':
       self.fromrgb = layers.EqualizedConv2D(self.in_channels, 1, activation=activation,
-                                            impl=impl, name='fromrgb')
+                                            conv_clamp=self.conv_clamp, impl=impl,
+                                            name='fromrgb')
     self.mbstd = None
     if self.mbstd_group_size > 1:
       self.mbstd = layers.MinibatchStddev(self.mbstd_group_size, self.mbstd_num_features,
                                           name='mbstd')
-    self.conv = layers.EqualizedConv2D(self.in_channels, 3, activation=activation, impl=impl,
-                                       name='conv')
+    self.conv = layers.EqualizedConv2D(self.in_channels, 3, activation=activation,
+                                       conv_clamp=self.conv_clamp, impl=impl, name='conv')
     self.fc = layers.EqualizedDense(self.dense_channels, activation=activation, impl=impl,
                                     name='fc')
     self.out = layers.EqualizedDense(max(self.c_dim, 1), impl=impl, name='out')
@@ -115,6 +129,7 @@ class DiscriminatorEpilogue(keras.layers.Layer):
 
   def call(self, x, img, c=None, impl=None):  # x: [N, 4, 4, C], img: [N, 4, 4, img_ch] or None
     impl = self.impl if impl is None else impl
+    x = tf.cast(x, tf.float32)  # The epilogue and the logits are always float32.
     if self.architecture == 'skip':
       x = x + self.fromrgb(img, impl=impl)
     if self.mbstd is not None:
@@ -134,21 +149,27 @@ class DiscriminatorEpilogue(keras.layers.Layer):
                   img_channels=self.img_channels, c_dim=self.c_dim,
                   architecture=self.architecture, mbstd_group_size=self.mbstd_group_size,
                   mbstd_num_features=self.mbstd_num_features, activation=self.activation,
-                  impl=self.impl)
+                  conv_clamp=self.conv_clamp, impl=self.impl)
     return config
 
 
 class Discriminator(keras.Model):
   """Official D_stylegan2 in NHWC: D(images [N, R, R, C], labels [N, c_dim] or None) -> [N, 1].
 
-  Built at construction (every shape follows from the arguments).
+  Built at construction (every shape follows from the arguments). Mixed precision (off by
+  default): num_fp16_res > 0 runs the blocks of the num_fp16_res highest resolutions (>= 8x8)
+  in float16; conv_clamp clamps every conv output. The epilogue (4x4, logits) is float32.
   """
 
   def __init__(self, c_dim=0, img_resolution=1024, img_channels=3, architecture='resnet',
                fmap_base=16384, fmap_decay=1.0, fmap_min=1, fmap_max=512, activation='lrelu',
                mbstd_group_size=4, mbstd_num_features=1, resample_filter=(1, 3, 3, 1),
-               impl='auto', **kwargs):
+               num_fp16_res=0, conv_clamp=None, impl='auto', **kwargs):
     super().__init__(**kwargs)
+    if int(num_fp16_res) < 0:
+      raise ValueError(f'Discriminator: num_fp16_res must be >= 0, got {num_fp16_res}')
+    self.num_fp16_res = int(num_fp16_res)
+    self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
     if architecture not in ARCHITECTURES:
       raise ValueError(f'Discriminator: architecture must be one of {ARCHITECTURES}, '
                        f'got {architecture!r}')
@@ -169,15 +190,17 @@ class Discriminator(keras.Model):
     log2 = int(np.log2(self.img_resolution))
     # Blocks are attributes b<R>: tf.train.Checkpoint does not see into Keras 3 lists.
     self.resolutions = [2 ** k for k in range(log2, 2, -1)]
+    fp16_res = fp16_resolution(self.img_resolution, self.num_fp16_res)
     for k in range(log2, 2, -1):
       setattr(self, f'b{2 ** k}', DiscriminatorBlock(
           nf(k - 1), nf(k - 2), 2 ** k, self.img_channels, architecture, is_top=k == log2,
-          activation=activation, resample_filter=self.resample_filter, impl=impl,
+          activation=activation, resample_filter=self.resample_filter,
+          use_fp16=2 ** k >= fp16_res, conv_clamp=self.conv_clamp, impl=impl,
           name=f'b{2 ** k}'))
     self.epilogue = DiscriminatorEpilogue(
         nf(1), nf(0), self.img_channels, self.c_dim, architecture,
         mbstd_group_size=self.mbstd_group_size, mbstd_num_features=self.mbstd_num_features,
-        activation=activation, impl=impl, name='b4')
+        activation=activation, conv_clamp=self.conv_clamp, impl=impl, name='b4')
     self.build()
 
   @property
@@ -215,5 +238,6 @@ class Discriminator(keras.Model):
                   fmap_max=self.fmap_max, activation=self.activation,
                   mbstd_group_size=self.mbstd_group_size,
                   mbstd_num_features=self.mbstd_num_features,
-                  resample_filter=self.resample_filter, impl=self.impl)
+                  resample_filter=self.resample_filter, num_fp16_res=self.num_fp16_res,
+                  conv_clamp=self.conv_clamp, impl=self.impl)
     return config

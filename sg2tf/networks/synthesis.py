@@ -24,11 +24,21 @@ class SynthesisBlock(keras.layers.Layer):
 
   w indices (official): Conv0_up = 2k-5, Conv1 = 2k-4, ToRGB = 2k-3 at resolution 2**k;
   at 4x4 Conv = 0 and ToRGB = 1. The block receives ws[:, first:first + num_ws].
+
+  use_fp16: activations x in float16 (weights stay float32, cast at use; ws and the ToRGB
+  image sum stay float32). conv_clamp: clamp every conv output to [-conv_clamp, conv_clamp]
+  (StyleGAN2-ADA uses 256 with mixed precision); None = no clamp (official StyleGAN2).
   """
 
   def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, architecture,
-               is_last, activation='lrelu', resample_filter=(1, 3, 3, 1), impl='auto', **kwargs):
+               is_last, activation='lrelu', resample_filter=(1, 3, 3, 1), use_fp16=False,
+               conv_clamp=None, impl='auto', **kwargs):
     super().__init__(**kwargs)
+    self.use_fp16 = bool(use_fp16)
+    self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
+    self.compute_dtype_ = tf.float16 if self.use_fp16 else tf.float32
+    # Keras would cast float16 inputs back to the float32 policy: the layers keep our dtype.
+    sub = dict(autocast=not self.use_fp16)
     self.in_channels, self.out_channels = int(in_channels), int(out_channels)
     self.w_dim, self.resolution, self.img_channels = int(w_dim), int(resolution), int(img_channels)
     self.architecture, self.is_last = architecture, bool(is_last)
@@ -37,7 +47,8 @@ class SynthesisBlock(keras.layers.Layer):
     self.impl = impl
     self.is_first = self.resolution == 4
     common = dict(w_dim=self.w_dim, resolution=self.resolution, activation=activation,
-                  resample_filter=self.resample_filter, impl=impl)
+                  resample_filter=self.resample_filter, conv_clamp=self.conv_clamp, impl=impl,
+                  **sub)
     if self.is_first:
       self.const = layers.ConstantInput(self.out_channels, name='const')
     else:
@@ -45,11 +56,12 @@ class SynthesisBlock(keras.layers.Layer):
     self.conv1 = layers.SynthesisLayer(self.out_channels, name='conv1', **common)
     self.has_torgb = architecture == 'skip' or self.is_last
     if self.has_torgb:
-      self.torgb = layers.ToRGB(self.img_channels, self.w_dim, impl=impl, name='torgb')
+      self.torgb = layers.ToRGB(self.img_channels, self.w_dim, conv_clamp=self.conv_clamp,
+                                impl=impl, name='torgb', **sub)
     if architecture == 'resnet' and not self.is_first:
       self.skip = layers.EqualizedConv2D(self.out_channels, 1, use_bias=False, up=2,
                                          resample_filter=self.resample_filter, impl=impl,
-                                         name='skip')
+                                         name='skip', **sub)
     self.num_conv = 1 if self.is_first else 2
     self.num_ws = self.num_conv + 1  # ToRGB's w is also the next block's first.
 
@@ -78,10 +90,12 @@ class SynthesisBlock(keras.layers.Layer):
     impl = self.impl if impl is None else impl
     noise = noise or [None] * self.num_conv
     kw = dict(noise_mode=noise_mode, fused_modconv=fused_modconv, impl=impl)
+    dtype = self.compute_dtype_
     if self.is_first:
-      x = self.const(ws)
+      x = tf.cast(self.const(ws), dtype)
       x = self.conv1(x, ws[:, 0], noise=noise[0], **kw)
     else:
+      x = tf.cast(x, dtype)
       t = x
       x = self.conv0(x, ws[:, 0], noise=noise[0], **kw)
       x = self.conv1(x, ws[:, 1], noise=noise[1], **kw)
@@ -91,6 +105,7 @@ class SynthesisBlock(keras.layers.Layer):
       img = upsample2d(img, self._filter, impl=impl)
     if self.has_torgb:
       y = self.torgb(x, ws[:, self.num_conv], fused_modconv=fused_modconv, impl=impl)
+      y = tf.cast(y, tf.float32)
       img = y if img is None else img + y
     return x, img
 
@@ -100,8 +115,15 @@ class SynthesisBlock(keras.layers.Layer):
                   resolution=self.resolution, img_channels=self.img_channels,
                   architecture=self.architecture, is_last=self.is_last,
                   activation=self.activation, resample_filter=self.resample_filter,
-                  impl=self.impl)
+                  use_fp16=self.use_fp16, conv_clamp=self.conv_clamp, impl=self.impl)
     return config
+
+
+def fp16_resolution(img_resolution, num_fp16_res):
+  """Lowest resolution computed in float16: the num_fp16_res highest ones, never below 8x8
+  (StyleGAN2-ADA's rule); above img_resolution when num_fp16_res is 0."""
+  log2 = int(np.log2(img_resolution))
+  return max(2 ** (log2 + 1 - int(num_fp16_res)), 8)
 
 
 class SynthesisNetwork(keras.layers.Layer):
@@ -109,12 +131,21 @@ class SynthesisNetwork(keras.layers.Layer):
 
   num_ws = 2*log2(R) - 2. A block at resolution 2**k has nf(k-1) channels. Noise
   buffers live in the layers (`noise_const`), one per conv, in official order.
+
+  Mixed precision (off by default): num_fp16_res > 0 computes the blocks of the
+  num_fp16_res highest resolutions (>= 8x8) in float16, conv_clamp clamps every conv
+  output (256 in StyleGAN2-ADA). The defaults (0, None) are the exact float32 network.
   """
 
   def __init__(self, w_dim=512, img_resolution=1024, img_channels=3, fmap_base=16384,
                fmap_decay=1.0, fmap_min=1, fmap_max=512, architecture='skip', activation='lrelu',
-               resample_filter=(1, 3, 3, 1), impl='auto', **kwargs):
+               resample_filter=(1, 3, 3, 1), num_fp16_res=0, conv_clamp=None, impl='auto',
+               **kwargs):
     super().__init__(**kwargs)
+    if int(num_fp16_res) < 0:
+      raise ValueError(f'SynthesisNetwork: num_fp16_res must be >= 0, got {num_fp16_res}')
+    self.num_fp16_res = int(num_fp16_res)
+    self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
     if architecture not in ARCHITECTURES:
       raise ValueError(f'SynthesisNetwork: architecture must be one of {ARCHITECTURES}, '
                        f'got {architecture!r}')
@@ -131,12 +162,14 @@ class SynthesisNetwork(keras.layers.Layer):
     self.num_ws = 2 * log2 - 2
     # Blocks are attributes b4, b8, ...: tf.train.Checkpoint does not see into Keras 3 lists.
     self.resolutions = [2 ** k for k in range(2, log2 + 1)]
+    fp16_res = fp16_resolution(self.img_resolution, self.num_fp16_res)
     for k in range(2, log2 + 1):
       setattr(self, f'b{2 ** k}', SynthesisBlock(
           in_channels=nf(k - 2) if k > 2 else 0, out_channels=nf(k - 1), w_dim=self.w_dim,
           resolution=2 ** k, img_channels=self.img_channels, architecture=architecture,
           is_last=k == log2, activation=activation, resample_filter=self.resample_filter,
-          impl=impl, name=f'b{2 ** k}'))
+          use_fp16=2 ** k >= fp16_res, conv_clamp=self.conv_clamp, impl=impl,
+          name=f'b{2 ** k}'))
 
   @property
   def blocks(self):
@@ -186,5 +219,6 @@ class SynthesisNetwork(keras.layers.Layer):
                   img_channels=self.img_channels, fmap_base=self.fmap_base,
                   fmap_decay=self.fmap_decay, fmap_min=self.fmap_min, fmap_max=self.fmap_max,
                   architecture=self.architecture, activation=self.activation,
-                  resample_filter=self.resample_filter, impl=self.impl)
+                  resample_filter=self.resample_filter, num_fp16_res=self.num_fp16_res,
+                  conv_clamp=self.conv_clamp, impl=self.impl)
     return config

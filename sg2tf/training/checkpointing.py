@@ -8,7 +8,9 @@ Layout of a run directory:
                                     and (exact_data_resume) the input pipeline's iterator.
   network-snapshot-<kimg>/          G, D, G_ema as an sg2tf network directory
                                     (sg2tf.networks.serialization), kept for good.
-  export/networks-final/            the same for the final networks (SavedModel: export issue).
+  export/networks-final/            the same for the final networks, and
+  export/saved_model/               G_ema as a portable SavedModel (sg2tf.export; periodic
+                                    exports: networks-<kimg>/ and saved_model-<kimg>/).
 
 Writes are atomic: tf.train.CheckpointManager writes the data and index files first (via
 temporary names) and only then rewrites the `checkpoint` file that names the latest one, with
@@ -93,13 +95,17 @@ def export_path(run_dir: str, name: str = 'networks-final') -> str:
 
 
 def export_generator(run_dir: str, G, D, G_ema, metadata: dict, name='networks-final') -> str:
-  """The export hook: for now the network directory of the final networks.
-
-  The SavedModel export of G_ema (its own issue) plugs in here; until then the network
-  directory loads with `sg2tf.networks.serialization.load_networks(path)` and
-  eval_main.py.
-  """
-  return save_network_dir(export_path(run_dir, name), G, D, G_ema, metadata)
+  """Exports the networks as a network directory (for resuming, eval_main.py) and G_ema as a
+  portable SavedModel built from the reference ops (sg2tf.export). Returns the network
+  directory's path."""
+  from sg2tf import export as saved_model_export  # pylint: disable=g-import-not-at-top
+  path = save_network_dir(export_path(run_dir, name), G, D, G_ema, metadata)
+  sm_name = 'saved_model' + name[len('networks'):] if name.startswith('networks') else name + '-sm'
+  sm_name = sm_name.replace('-final', '')
+  saved_model_export.export_generator(G_ema, export_path(run_dir, sm_name), overwrite=True,
+                                      metadata=metadata)
+  logging.info('Exported G_ema as a SavedModel: %s', export_path(run_dir, sm_name))
+  return path
 
 
 def copy_weights(src, dst, who: str) -> None:

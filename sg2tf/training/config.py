@@ -83,7 +83,15 @@ class TrainConfig:
   seed: int = 0
   strategy: str = 'mirrored'
   impl: str = 'auto'
-  mixed_precision: bool = False
+  mixed_precision: bool = False     # float16 in the num_fp16_res highest G/D resolutions.
+  num_fp16_res: int = 4             # Used only with mixed_precision (StyleGAN2-ADA's default).
+  conv_clamp: Optional[float] = 256.0  # Used only with mixed_precision; None: no clamp.
+
+  def net_kwargs(self):
+    """Extra G / D constructor arguments: mixed precision, or none (exact float32)."""
+    if not self.mixed_precision:
+      return {}
+    return dict(num_fp16_res=self.num_fp16_res, conv_clamp=self.conv_clamp)
   tick_kimg: Optional[float] = None  # None: the official length for the resolution.
   image_snapshot_ticks: int = 1
   checkpoint_ticks: int = 2
@@ -188,6 +196,9 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
   _require(cfg.strategy in STRATEGIES, f'--strategy={cfg.strategy!r}: use one of {STRATEGIES}.')
   _require(cfg.impl in IMPLS, f'--impl={cfg.impl!r}: use one of {IMPLS}.')
   _require(cfg.batch_size >= 1, f'--batch_size={cfg.batch_size} must be >= 1.')
+  _require(cfg.num_fp16_res >= 0, f'--num_fp16_res={cfg.num_fp16_res} must be >= 0.')
+  _require(cfg.conv_clamp is None or cfg.conv_clamp > 0,
+           f'--conv_clamp={cfg.conv_clamp} must be > 0 (or unset for no clamp).')
   _require(cfg.total_kimg > 0, f'--total_kimg={cfg.total_kimg} must be > 0.')
   _require(cfg.ema_kimg >= 0, f'--ema_kimg={cfg.ema_kimg} must be >= 0.')
   _require(cfg.ema_rampup is None or cfg.ema_rampup > 0,

@@ -46,18 +46,16 @@ class Trainer:
     config_lib.check_replicas(cfg, self.replicas)
     self.chief = distribute.is_chief(strategy)
     self.multi_worker = distribute.is_multi_worker(strategy)
-    if cfg.mixed_precision:
-      raise ConfigError('--mixed_precision is not supported yet: the networks build float32 '
-                        'layers only (see the README); train without it.')
     os.makedirs(cfg.run_dir, exist_ok=True)
     self.info = sg2tf_dataset.DatasetInfo.from_dir(cfg.data.data_dir)
     self._check_run_dir()
 
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
-      self.G = Generator(impl=cfg.impl, **cfg.G.kwargs())
-      self.D = Discriminator(impl=cfg.impl, **cfg.D.kwargs())
-      self.G_ema = Generator(impl=cfg.impl, **cfg.G.kwargs())
+      mp = cfg.net_kwargs()  # Mixed precision: no new variables, checkpoints unchanged.
+      self.G = Generator(impl=cfg.impl, **cfg.G.kwargs(), **mp)
+      self.D = Discriminator(impl=cfg.impl, **cfg.D.kwargs(), **mp)
+      self.G_ema = Generator(impl=cfg.impl, **cfg.G.kwargs(), **mp)
       checkpointing.copy_weights(self.G, self.G_ema, 'G_ema')
       lazy = cfg.loss.lazy_regularization
       self.g_hparams = config_lib.lazy_adam_hparams(cfg.optimizer, cfg.loss.g_reg_interval,
@@ -95,7 +93,8 @@ class Trainer:
                                                     cfg.resolution, **data_kwargs))
     self.phases = phases_lib.Phases(
         strategy, self.G, self.D, self.G_ema, self.g_opt, self.d_opt, self.pl_mean, self.rng,
-        global_batch=cfg.batch_size, loss_cfg=cfg.loss, label_table=label_table, impl=cfg.impl)
+        global_batch=cfg.batch_size, loss_cfg=cfg.loss, label_table=label_table, impl=cfg.impl,
+        mixed_precision=cfg.mixed_precision)
 
     trackables = dict(G=self.G, D=self.D, G_ema=self.G_ema, G_opt=self.g_opt, D_opt=self.d_opt,
                       pl_mean=self.pl_mean, step=self.step, nimg=self.nimg, tick=self.tick,
@@ -318,7 +317,7 @@ class Trainer:
         self.G_ema, self._metadata())
 
   def export(self, name='networks-final') -> Optional[str]:
-    """The end-of-training export hook (a network directory until SavedModel export lands)."""
+    """Network directory + SavedModel of G_ema (checkpointing.export_generator)."""
     if not self.chief:
       return None
     self._check_weights_finite()

@@ -56,7 +56,7 @@ class Phases:
 
   def __init__(self, strategy, G, D, G_ema, g_opt, d_opt, pl_mean, rng, *, global_batch: int,
                loss_cfg, label_table: Optional[tf.Tensor] = None, impl='auto',
-               jit_compile: bool = False):
+               jit_compile: bool = False, mixed_precision: bool = False):
     self.strategy = strategy
     self.G, self.D, self.G_ema = G, D, G_ema
     self.g_opt, self.d_opt = g_opt, d_opt
@@ -66,6 +66,7 @@ class Phases:
     self.loss = loss_cfg
     self.label_table = label_table
     self.impl = impl
+    self.mixed_precision = bool(mixed_precision)
     self.lazy = bool(loss_cfg.lazy_regularization)
     self.use_pl = loss_cfg.pl_weight > 0
     self.use_r1 = loss_cfg.r1_gamma > 0
@@ -130,6 +131,12 @@ class Phases:
     # Like the official optimizer, a variable the term does not depend on (e.g. the last
     # biases under R1 / path length) gets a zero gradient: Adam's moments still decay.
     grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+    if self.mixed_precision:
+      # As StyleGAN2-ADA: a float16 overflow in one backward pass zeroes / bounds that
+      # gradient entry instead of poisoning Adam's moments. (Gradients are float32 already:
+      # the variables are.)
+      grads = [tf.clip_by_value(tf.where(tf.math.is_nan(g), tf.zeros_like(g), g), -1e5, 1e5)
+               for g in grads]
     opt.apply_gradients(zip(grads, variables))
 
   def _pl_terms(self, seed, weight_factor):

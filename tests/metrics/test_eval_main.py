@@ -27,6 +27,7 @@ _FIXTURE = (pathlib.Path(__file__).resolve().parents[2] / '..' / 'shared' / 'fix
 
 
 def _parse(*args):
+  sg2tf_flags.define_eval_flags()  # Idempotent; eval_main did it at import.
   sg2tf_flags.FLAGS.unparse_flags()
   sg2tf_flags.FLAGS(['eval_main'] + list(args))
   return sg2tf_flags.eval_config_from_flags()

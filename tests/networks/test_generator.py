@@ -110,8 +110,61 @@ class GeneratorTest(tf.test.TestCase, parameterized.TestCase):
     for a, b in zip(out['ref'], out['custom']):
       self.assertAllClose(a, b, atol=1e-4)
 
+  @parameterized.product(impl=['ref', 'custom'], architecture=['skip', 'resnet'],
+                         fused=[False, True])
+  def test_mixed_precision_close_to_float32(self, impl, architecture, fused):
+    # Same weights, blocks 8 and 16 in float16 with conv_clamp 256. Measured max relative
+    # error (max |diff| / max |img|) about 2e-3; float16 has an 11-bit mantissa (~5e-4).
+    if impl == 'custom':
+      testutil.custom_ops_or_skip(self)
+    G32 = _generator(architecture=architecture)
+    G16 = _generator(architecture=architecture, num_fp16_res=2, conv_clamp=256)
+    self.assertEqual([b.use_fp16 for b in G16.synthesis.blocks], [False, True, True])
+    for a, b in zip(G16.variables, G32.variables):
+      self.assertEqual(a.dtype, tf.float32)
+      a.assign(b)
+    kw = dict(noise_mode='const', fused_modconv=fused, impl=impl)
+    img32, img16 = G32(self.z, **kw), G16(self.z, **kw)
+    self.assertEqual(img16.dtype, tf.float32)
+    self.assertAllEqual(tf.math.is_finite(img16), tf.ones_like(img16, tf.bool))
+    rel = float(tf.reduce_max(tf.abs(img16 - img32)) / tf.reduce_max(tf.abs(img32)))
+    self.assertLess(rel, 1e-2)
+
+  def test_mixed_precision_block_dtypes(self):
+    G = _generator(num_fp16_res=1, conv_clamp=256)
+    blk, ws = G.synthesis.b16, G.mapping(self.z)[:, :3]
+    x = tf.random.normal([4, 8, 8, blk.in_channels])
+    img = tf.zeros([4, 8, 8, 3])
+    self.assertEqual(blk.conv0(tf.cast(x, tf.float16), ws[:, 0]).dtype, tf.float16)
+    x16, img16 = blk(x, img, ws)
+    self.assertEqual(x16.dtype, tf.float16)  # activations in float16 ...
+    self.assertEqual(img16.dtype, tf.float32)  # ... the ToRGB sum in float32.
+    x32, _ = G.synthesis.b8(tf.random.normal([4, 4, 4, G.synthesis.b8.in_channels]), None,
+                            ws)
+    self.assertEqual(x32.dtype, tf.float32)
+    # The clamp bounds every conv output: huge styles stay finite.
+    big, _ = blk(x * 1e4, img, ws * 1e3)
+    self.assertLessEqual(float(tf.reduce_max(tf.abs(tf.cast(big, tf.float32)))), 256.0)
+
+  def test_mixed_precision_gradients_and_path_length(self):
+    from sg2tf.training import losses  # pylint: disable=g-import-not-at-top
+    G = _generator(num_fp16_res=2, conv_clamp=256)
+    ws = G.mapping(self.z)
+    y = tf.random.normal([4, 16, 16, 3]) * losses.pl_noise_scale(16)
+    with tf.GradientTape() as tape:
+      _, lengths = losses.path_lengths(lambda w: G.synthesis(w, noise_mode='const'), ws, y)
+      loss = tf.reduce_sum(tf.square(lengths))
+    grads = tape.gradient(loss, G.trainable_weights)
+    self.assertAllEqual(tf.math.is_finite(lengths), [True] * 4)
+    self.assertGreater(float(tf.reduce_min(lengths)), 0.0)
+    for g in grads:
+      if g is not None:
+        self.assertEqual(g.dtype, tf.float32)
+        self.assertTrue(bool(tf.reduce_all(tf.math.is_finite(g))))
+
   def test_config_round_trip(self):
-    G = _generator(architecture='resnet', img_resolution=8, c_dim=2)
+    G = _generator(architecture='resnet', img_resolution=8, c_dim=2, num_fp16_res=1,
+                   conv_clamp=256)
     G2 = Generator.from_config(G.get_config())
     self.assertEqual(G2.get_config(), G.get_config())
     self.assertEqual([v.shape for v in G2.weights], [v.shape for v in G.weights])

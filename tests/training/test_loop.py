@@ -3,6 +3,7 @@ exact resume, NaN handling and run-directory checks."""
 
 import dataclasses
 import glob
+import json
 import os
 import shutil
 import tempfile
@@ -55,6 +56,10 @@ class TrainerTest(tf.test.TestCase):
                            total_kimg=kimg, loss=dict(_LOSS), checkpoint_ticks=1, **kw)
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, mirror=True))
 
+  def G_z_dim(self):
+    return json.load(open(os.path.join(self.cfg_a.run_dir, 'export', 'networks-final',
+                                       'networks.json')))['G']['z_dim']
+
   def test_run_dir_contents(self):
     run = self.cfg_a.run_dir
     files = tiny.list_files(run)
@@ -67,6 +72,11 @@ class TrainerTest(tf.test.TestCase):
     self.assertTrue(os.path.isfile(os.path.join(run, 'export', 'networks-final',
                                                 'networks.json')))
     self.assertTrue(glob.glob(os.path.join(run, 'network-snapshot-*', 'networks.json')))
+    # The final G_ema as a portable SavedModel that generates images of the run's size.
+    exported = tf.saved_model.load(os.path.join(run, 'export', 'saved_model'))
+    out = exported.signatures['generate'](z=tf.zeros([2, self.G_z_dim()]),
+                                          truncation_psi=tf.constant(1.0))
+    self.assertEqual(out['images'].shape[:3], [2, 8, 8])
     # At most keep_checkpoints rolling checkpoints.
     self.assertLen(glob.glob(os.path.join(run, 'checkpoints', '*.index')),
                    min(self.cfg_a.keep_checkpoints, 4))
@@ -133,6 +143,25 @@ class TrainerTest(tf.test.TestCase):
     with self.assertRaisesRegex(loop.NonFiniteLossError, 'holds NaN'):
       tr.save_checkpoint()
     self.assertEqual(tiny.list_files(os.path.join(cfg.run_dir, 'checkpoints')), saved)
+
+  def test_mixed_precision_trains(self):
+    # The 8x8 blocks of G and D in float16: 3 minibatches incl. Greg / Dreg (on minibatch 0)
+    # with finite losses (the loop raises NonFiniteLossError otherwise) and weights.
+    cfg = self.config('mp', 0.012, mixed_precision=True, num_fp16_res=1)
+    tr = loop.Trainer(cfg, distribute.make_strategy('default'))
+    self.assertTrue(tr.G.synthesis.b8.use_fp16 and tr.D.b8.use_fp16)
+    self.assertTrue(tr.G_ema.synthesis.b8.use_fp16)
+    self.assertFalse(tr.G.synthesis.b4.use_fp16)
+    tr.run()
+    self.assertEqual({k: v[1] for k, v in tr.phase_totals.items()},
+                     {'Gmain': 3, 'Greg': 2, 'Dmain': 3, 'Dreg': 1})
+    self.assertTrue(np.isfinite(tr.pl_mean.numpy()) and tr.pl_mean.numpy() > 0)
+    metrics = tr.phases.d_reg(tr._next_batch(), None)
+    self.assertTrue(np.isfinite(metrics['Loss/r1_penalty'].numpy()))
+    for v in tr.G.variables + tr.D.variables:
+      self.assertEqual(v.dtype, tf.float32)
+      self.assertTrue(np.all(np.isfinite(v.numpy())), v.path)
+    self.assertTrue(config_lib.read_config(cfg.run_dir).mixed_precision)
 
   def test_run_dir_checks(self):
     run_dir = self.cfg_a.run_dir

@@ -4,6 +4,7 @@ import glob
 import os
 import tempfile
 
+from absl import logging as absl_logging
 import numpy as np
 import PIL.Image
 import tensorflow as tf
@@ -49,8 +50,14 @@ class MonitoringTest(tf.test.TestCase):
     m = monitoring.Monitor(run_dir)
     m.scalars(1000, {'Loss/G/loss': 0.5})
     m.image(1000, 'fakes', np.zeros([8, 8, 3], np.uint8), 'fakes000001.png')
-    with self.assertLogs(level='INFO') as logs:
-      m.progress(3, 12.0, 100.0, 90.0, 30.0, 4.0, {'host': 1.5})
+    # Other tests (e.g. absl app runs in-process) may have lowered absl's verbosity.
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.INFO)
+    try:
+      with self.assertLogs('absl', level='INFO') as logs:
+        m.progress(3, 12.0, 100.0, 90.0, 30.0, 4.0, {'host': 1.5})
+    finally:
+      absl_logging.set_verbosity(verbosity)
     self.assertIn('tick 3', logs.output[0])
     self.assertIn('sec/kimg 7.50', logs.output[0])
     self.assertIn('eta 11m 00s', logs.output[0])
