@@ -16,6 +16,7 @@
 #endif
 
 #include "kernels/bias_act_kernel.h"
+#include "kernels/cuda_types.h"
 #include "kernels/bias_act_math.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
@@ -426,21 +427,6 @@ SG2TF_REGISTER_CPU(Eigen::bfloat16);
 #if GOOGLE_CUDA
 using GPUDevice = Eigen::GpuDevice;
 
-// TF's element types and CUDA's are bit-identical.
-template <typename T>
-struct CudaType;
-template <>
-struct CudaType<float> {
-  using type = float;
-};
-template <>
-struct CudaType<Eigen::half> {
-  using type = __half;
-};
-template <>
-struct CudaType<Eigen::bfloat16> {
-  using type = __nv_bfloat16;
-};
 
 template <typename T>
 struct Launcher<GPUDevice, T> {

@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdint>
 
+#include "kernels/cuda_types.h"
 #include "kernels/bias_act_kernel.h"
 #include "kernels/bias_act_math.h"
 
@@ -20,24 +21,6 @@ constexpr int kThreads = 256;
 // Resident blocks per SM the grid-stride loop aims for; more only adds scheduling.
 constexpr int kBlocksPerSm = 8;
 
-__device__ __forceinline__ float ToFloat(float v) { return v; }
-__device__ __forceinline__ float ToFloat(__half v) { return __half2float(v); }
-__device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T>
-__device__ __forceinline__ T FromFloat(float v);
-template <>
-__device__ __forceinline__ float FromFloat<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __half FromFloat<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
 
 // What one launch reads; the flags are uniform over the grid, so their branches cost little.
 struct KernelFlags {

@@ -6,6 +6,7 @@
 #define EIGEN_USE_GPU
 #endif
 
+#include "kernels/cuda_types.h"
 #include "kernels/upfirdn2d_kernel.h"
 
 #include <functional>
@@ -92,24 +93,12 @@ struct Upfirdn2dLaunch<CPUDevice, T> {
 };
 
 #if GOOGLE_CUDA
-template <typename T>
-struct CudaTypeOf {
-  using type = T;
-};
-template <>
-struct CudaTypeOf<Eigen::half> {
-  using type = __half;
-};
-template <>
-struct CudaTypeOf<Eigen::bfloat16> {
-  using type = __nv_bfloat16;
-};
 
 template <typename T>
 struct Upfirdn2dLaunch<GPUDevice, T> {
   void operator()(OpKernelContext* ctx, const Upfirdn2dParams& p, const T* x, const float* f,
                   T* y) {
-    using CT = typename CudaTypeOf<T>::type;
+    using CT = typename CudaType<T>::type;
     static_assert(sizeof(CT) == sizeof(T), "CUDA and TF element types differ in size");
     const cudaError_t err =
         LaunchUpfirdn2d<CT>(p, reinterpret_cast<const CT*>(x), f, reinterpret_cast<CT*>(y),

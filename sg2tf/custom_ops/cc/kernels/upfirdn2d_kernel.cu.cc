@@ -11,29 +11,12 @@
 #include <cstdint>
 #include <limits>
 
+#include "kernels/cuda_types.h"
 #include "kernels/upfirdn2d_kernel.h"
 
 namespace sg2tf {
 namespace {
 
-__device__ __forceinline__ float ToFloat(float v) { return v; }
-__device__ __forceinline__ float ToFloat(__half v) { return __half2float(v); }
-__device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T>
-__device__ __forceinline__ T FromFloat(float v);
-template <>
-__device__ __forceinline__ float FromFloat<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __half FromFloat<__half>(float v) {
-  return __float2half_rn(v);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
 
 // I (int32_t or int64_t) is the type of the per-axis index arithmetic, which has integer
 // divisions; memory offsets are always int64_t.
