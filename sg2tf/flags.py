@@ -166,6 +166,10 @@ def define_train_flags(flag_values=FLAGS):
                     'default.', **kw)
   flags.DEFINE_integer('metrics_ticks', 0, 'Metrics every N ticks (0: at network snapshots).',
                        **kw)
+  flags.DEFINE_integer('metrics_num_fakes', None, 'Fewer generated and real samples for the '
+                       'training-time metrics (quick runs; results are marked as reduced).', lower_bound=2, **kw)
+  flags.DEFINE_string('feature_dir', None, 'Folder with the metrics\' feature network files '
+                      '(also: $SG2TF_FEATURE_DIR); see README, Evaluation.', **kw)
   # Run.
   flags.DEFINE_integer('seed', 0, 'Seed of the initial weights, the random stream and the '
                        'data order.', **kw)
@@ -253,4 +257,5 @@ def train_config_from_flags(flag_values=FLAGS):
       network_snapshot_ticks=f.network_snapshot_ticks, keep_checkpoints=f.keep_checkpoints,
       export_ticks=f.export_ticks, resume=f.resume or 'latest', resume_pkl=f.resume_pkl,
       exact_data_resume=f.exact_data_resume, grid=_parse_grid(f.grid),
-      metrics=tuple(m.strip() for m in f.metrics if m.strip()), metrics_ticks=f.metrics_ticks)
+      metrics=tuple(m.strip() for m in f.metrics if m.strip()), metrics_ticks=f.metrics_ticks,
+      metrics_num_fakes=f.metrics_num_fakes, feature_dir=f.feature_dir)

@@ -104,6 +104,8 @@ class TrainConfig:
   grid: Optional[Tuple[int, int]] = None  # Snapshot grid (columns, rows); None: automatic.
   metrics: Tuple[str, ...] = ()
   metrics_ticks: int = 0            # 0: at every network snapshot.
+  metrics_num_fakes: Optional[int] = None  # None: the official sample counts.
+  feature_dir: Optional[str] = None  # Feature network files (also $SG2TF_FEATURE_DIR).
 
   @property
   def resolution(self) -> int:

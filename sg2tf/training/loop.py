@@ -330,7 +330,10 @@ class Trainer:
       return
     from sg2tf.metrics import runner  # pylint: disable=g-import-not-at-top
     runner.evaluate(self.G_ema, list(self.cfg.metrics), self.cfg.data.data_dir,
-                    runner.Options(seed=self.cfg.seed), strategy=self.strategy,
+                    runner.Options(seed=self.cfg.seed, num_fakes=self.cfg.metrics_num_fakes,
+                                   num_reals=self.cfg.metrics_num_fakes,
+                                   feature_dir=self.cfg.feature_dir),
+                    strategy=self.strategy,
                     network_name=network_dir, output_dir=self.cfg.run_dir,
                     step=int(self.nimg.numpy()))
 
