@@ -54,15 +54,7 @@ def rebuild_with_ref_ops(G):
   kwargs = serialization.network_kwargs(G.get_config())
   kwargs['impl'] = 'ref'
   G_ref = Generator(**kwargs)
-  src, dst = G.variables, G_ref.variables
-  if len(src) != len(dst):
-    raise ValueError(f'cannot rebuild the generator: {len(src)} variables, the rebuilt one has '
-                     f'{len(dst)}')
-  for s, d in zip(src, dst):
-    if tuple(s.shape) != tuple(d.shape) or s.path.split('/', 1)[-1] != d.path.split('/', 1)[-1]:
-      raise ValueError(f'cannot rebuild the generator: variable {s.path} {tuple(s.shape)} does '
-                       f'not match {d.path} {tuple(d.shape)}')
-    d.assign(s.numpy())
+  serialization.copy_weights(G, G_ref, 'cannot rebuild the generator')
   return G_ref
 
 

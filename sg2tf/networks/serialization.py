@@ -33,6 +33,23 @@ def network_kwargs(config):
   return {k: v for k, v in config.items() if k not in _KERAS_BASE_KEYS}
 
 
+def copy_weights(src, dst, who: str) -> None:
+  """Assigns every variable of network src to the same variable of network dst.
+
+  Both must be built from the same config: variables are paired in creation order and
+  checked by shape and by their path below the model name. Raises ValueError naming `who`.
+  """
+  sv, dv = src.variables, dst.variables
+  if len(sv) != len(dv):
+    raise ValueError(f'{who}: {len(sv)} variables in the source network but {len(dv)} in the '
+                     'destination; the network configs differ.')
+  for s, d in zip(sv, dv):
+    if tuple(s.shape) != tuple(d.shape) or s.path.split('/', 1)[-1] != d.path.split('/', 1)[-1]:
+      raise ValueError(f'{who}: variable {s.path} {tuple(s.shape)} does not match {d.path} '
+                       f'{tuple(d.shape)}; the network configs differ.')
+    d.assign(s.numpy())
+
+
 def save_networks(out_dir, G, D, G_ema, metadata=None, overwrite=False):
   """Writes G, D, G_ema to out_dir atomically (temp dir, then rename). Returns out_dir."""
   out_dir = os.path.abspath(out_dir)

@@ -106,22 +106,3 @@ def export_generator(run_dir: str, G, D, G_ema, metadata: dict, name='networks-f
                                       metadata=metadata)
   logging.info('Exported G_ema as a SavedModel: %s', export_path(run_dir, sm_name))
   return path
-
-
-def copy_weights(src, dst, who: str) -> None:
-  """Assigns every variable of network src to the same variable of network dst.
-
-  Both must be built from the same config: variables are paired in creation order and
-  checked by shape (and by their path below the model name).
-  """
-  sv, dv = src.variables, dst.variables
-  if len(sv) != len(dv):
-    raise ValueError(f'{who}: {len(sv)} variables in the source network but {len(dv)} in the '
-                     'one being trained; the network configs differ.')
-  for s, d in zip(sv, dv):
-    s_path = s.path.split('/', 1)[-1]
-    d_path = d.path.split('/', 1)[-1]
-    if tuple(s.shape) != tuple(d.shape) or s_path != d_path:
-      raise ValueError(f'{who}: variable {s.path} {tuple(s.shape)} does not match {d.path} '
-                       f'{tuple(d.shape)}; the network configs differ.')
-    d.assign(s)

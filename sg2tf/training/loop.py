@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from sg2tf import dataset as sg2tf_dataset
 from sg2tf.networks import Discriminator, Generator
+from sg2tf.networks import serialization
 from sg2tf.training import checkpointing
 from sg2tf.training import config as config_lib
 from sg2tf.training import distribute
@@ -56,7 +57,7 @@ class Trainer:
       self.G = Generator(impl=cfg.impl, **cfg.G.kwargs(), **mp)
       self.D = Discriminator(impl=cfg.impl, **cfg.D.kwargs(), **mp)
       self.G_ema = Generator(impl=cfg.impl, **cfg.G.kwargs(), **mp)
-      checkpointing.copy_weights(self.G, self.G_ema, 'G_ema')
+      serialization.copy_weights(self.G, self.G_ema, 'G_ema')
       lazy = cfg.loss.lazy_regularization
       self.g_hparams = config_lib.lazy_adam_hparams(cfg.optimizer, cfg.loss.g_reg_interval,
                                                     lazy)
@@ -156,7 +157,7 @@ class Trainer:
       for src, dst, who in ((src_g, self.G, 'G'), (src_d, self.D, 'D'),
                             (src_ema, self.G_ema, 'G_ema')):
         try:
-          checkpointing.copy_weights(src, dst, who)
+          serialization.copy_weights(src, dst, who)
         except ValueError as e:
           raise ConfigError(f'--resume_pkl={cfg.resume_pkl}: {e} Match --cfg, the '
                             'resolution and the network flags to the pickle.') from None

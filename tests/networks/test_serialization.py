@@ -62,5 +62,19 @@ class SerializationTest(tf.test.TestCase):
       serialization.load_networks(self.get_temp_dir())
 
 
+class CopyWeightsTest(tf.test.TestCase):
+
+  def test_copy_and_mismatch(self):
+    kw = dict(z_dim=8, w_dim=8, mapping_layers=2, mapping_dim=8, img_resolution=8,
+              img_channels=1, fmap_base=32, fmap_max=8, impl='ref')
+    a, b = Generator(**kw), Generator(**kw)
+    serialization.copy_weights(a, b, 'G')
+    for x, y in zip(a.variables, b.variables):
+      self.assertAllEqual(x, y)
+    c = Generator(**dict(kw, fmap_max=4))
+    with self.assertRaisesRegex(ValueError, 'G: variable .* does not match'):
+      serialization.copy_weights(a, c, 'G')
+
+
 if __name__ == '__main__':
   tf.test.main()

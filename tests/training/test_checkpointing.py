@@ -11,7 +11,6 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from sg2tf.networks import Generator
 from sg2tf.training import checkpointing
 from tests import testutil
 
@@ -88,20 +87,6 @@ class InterruptedSaveTest(tf.test.TestCase):
       self.assertEqual(os.path.basename(path), f'ckpt-{n}')
       self.assertTrue(np.all(v == n), f'torn checkpoint {path}')
       shutil.rmtree(run_dir)
-
-
-class CopyWeightsTest(tf.test.TestCase):
-
-  def test_copy_and_mismatch(self):
-    kw = dict(z_dim=8, w_dim=8, mapping_layers=2, mapping_dim=8, img_resolution=8,
-              img_channels=1, fmap_base=32, fmap_max=8, impl='ref')
-    a, b = Generator(**kw), Generator(**kw)
-    checkpointing.copy_weights(a, b, 'G')
-    for x, y in zip(a.variables, b.variables):
-      self.assertAllEqual(x, y)
-    c = Generator(**dict(kw, fmap_max=4))
-    with self.assertRaisesRegex(ValueError, 'G: variable .* does not match'):
-      checkpointing.copy_weights(a, c, 'G')
 
 
 if __name__ == '__main__':
