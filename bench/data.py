@@ -11,12 +11,13 @@ pipeline's threads and allocations would otherwise skew the next one. Reads also
 milliseconds per image (user + system), which other processes on a shared machine distort
 less than wall-clock rates; cap = cores / cpu_ms is the rate with the cores to itself.
 
-read_2 on logical CPU devices pays for TensorFlow's per-replica copies, which page-fault fresh
-memory for every batch (~0.4 ms/img of system time at 256x256, whatever the malloc settings
-tried: MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_); on GPUs that copy is
-the host-to-device transfer that has to happen anyway. Prints a table and writes
-bench/results/data.json. The target is >= 2,000 img/s for read_* at 256x256 on 2 cores: the
-pipeline must never limit training.
+read_2 on logical CPU devices reads one host pipeline per replica (sg2tf.dataset.distribute);
+TensorFlow's default for one worker -- one pipeline split by a MultiDeviceIterator -- page-faults
+fresh memory for every batch and reached only 1.6-1.9k img/s at 256x256 here. On GPUs the
+default path is kept: its copy is the host-to-device transfer that has to happen anyway.
+
+Prints a table and writes bench/results/data.json. The target is >= 2,000 img/s for read_* at
+256x256 on 2 cores: the pipeline must never limit training.
 """
 
 import json

@@ -26,9 +26,9 @@ Determinism: the same seed gives the same batches, flips included (flips use sta
 random numbers keyed by seed, input pipeline and batch index; the shuffle uses TF's op seed,
 so a different `tf.random.set_seed` also changes the order).
 
-Speed (bench/data.py): about 0.2-0.25 ms of CPU per 256x256 RGB image, i.e. several thousand
-images/s on 2 cores. Through MirroredStrategy over logical CPU devices (a CPU-only stand-in for
-several GPUs) TensorFlow's per-replica copies add ~0.4 ms/img, mostly page faults.
+Speed (bench/data.py): about 0.25-0.3 ms of CPU per 256x256 RGB image, i.e. several thousand
+images/s on 2 cores, with one replica or with several replicas on CPU devices (there each
+replica gets its own host pipeline and shard; see `distribute`).
 
 Errors: a missing directory or resolution raises `DatasetError` at once (listing the
 resolutions there are); `verify=True` walks the record headers first, so a truncated file is
@@ -229,8 +229,10 @@ def distribute(strategy: tf.distribute.Strategy,
                **kwargs):
   """A distributed dataset: global_batch_size // num_replicas images per replica per step.
 
-  Uses `strategy.distribute_datasets_from_function`, so every input pipeline (one per worker)
-  reads its own shard of the records; `kwargs` go to `make_dataset`.
+  Uses `strategy.distribute_datasets_from_function`, so every input pipeline reads its own
+  shard of the records: one pipeline per worker, whose batches tf.distribute copies to the
+  worker's GPUs; on CPU-only machines one host pipeline per replica (MirroredStrategy), which
+  is several times faster than splitting one stream. `kwargs` go to `make_dataset`.
   """
   info = _as_info(info)
   info.file(resolution)  # Fails now, not inside a tf.function, on a missing resolution.
@@ -243,11 +245,26 @@ def distribute(strategy: tf.distribute.Strategy,
     per_replica = input_context.get_per_replica_batch_size(global_batch_size)
     return make_dataset(info, per_replica, resolution, input_context=input_context, **kwargs)
 
-  # Replicas on CPU devices share host memory: copying each batch "to the device" only adds
-  # allocations and page faults (~15-25% of the read rate on 2 logical CPU replicas).
-  on_cpu = not tf.config.list_logical_devices('GPU')
-  options = tf.distribute.InputOptions(experimental_fetch_to_device=not on_cpu)
-  return strategy.distribute_datasets_from_function(dataset_fn, options=options)
+  if tf.config.list_logical_devices('GPU') or replicas == 1 or not isinstance(
+      strategy, tf.distribute.MirroredStrategy):
+    return strategy.distribute_datasets_from_function(dataset_fn)
+  # Several replicas on CPU devices (a CPU-only stand-in for several GPUs): the default
+  # MultiDeviceIterator hands every batch to the replica through per-device buffers that
+  # page-fault fresh memory each time (~145 faults and ~0.5 ms of CPU per 256x256 image, 1.6-1.9k
+  # img/s on 2 cores). One host pipeline per replica, each reading its own shard, skips that
+  # (~6k img/s). TF 2.21's MirroredStrategy records the per-replica input workers on itself
+  # while building such a dataset, which would turn every later distributed dataset of this
+  # strategy into one pipeline per replica too; put its own set back.
+  options = tf.distribute.InputOptions(
+      experimental_replication_mode=tf.distribute.InputReplicationMode.PER_REPLICA,
+      experimental_fetch_to_device=False)
+  extended = strategy.extended
+  saved = getattr(extended, '_input_workers_devices', None)
+  try:
+    return strategy.distribute_datasets_from_function(dataset_fn, options=options)
+  finally:
+    if saved is not None:
+      extended._input_workers_devices = saved  # pylint: disable=protected-access
 
 
 @contextlib.contextmanager

@@ -205,6 +205,14 @@ class DatasetTest(tf.test.TestCase, parameterized.TestCase):
           print('SHAPES', [tuple(t.shape) for t in xs], [tuple(t.shape) for t in ls])
           ids += [int(v) for t in ls for v in t.numpy()[:, -1]]
         print('IDS', sorted(ids))
+        # The per-replica pipelines used on CPU devices must not change how this strategy
+        # distributes other datasets (TF records them on the strategy; distribute() undoes it).
+        seen = []
+        def fn(ctx):
+          seen.append((ctx.num_input_pipelines, ctx.input_pipeline_id))
+          return tf.data.Dataset.range(8).batch(2)
+        strategy.distribute_datasets_from_function(fn)
+        print('LATER', seen)
         """)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
     r = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, env=env,
@@ -213,6 +221,7 @@ class DatasetTest(tf.test.TestCase, parameterized.TestCase):
     self.assertIn('ERR global batch size 7 is not divisible by the 2 replicas', r.stdout)
     self.assertIn('SHAPES [(4, 16, 16, 3), (4, 16, 16, 3)] [(4, 7), (4, 7)]', r.stdout)
     self.assertIn(f'IDS {list(range(24))}', r.stdout)
+    self.assertIn('LATER [(1, 0)]', r.stdout)
 
 
 if __name__ == '__main__':
