@@ -11,6 +11,7 @@ differentiate through them. Third derivatives are not supported by impl='custom'
 """
 
 import dataclasses
+import functools
 import math
 from typing import Callable, Optional
 
@@ -145,8 +146,30 @@ def _reduce_to_bias(dx, axis):
   return tf.cast(tf.reduce_sum(tf.cast(dx, tf.float32), axis=axes), dx.dtype)
 
 
-@tf.RegisterGradient('Sg2tfBiasAct')
-def _bias_act_grad(op, grad_out):
+@functools.lru_cache(maxsize=None)
+def _fused_bias_grad():
+  """Whether gradients use Sg2tfBiasActReduce (CPU kernels only): when no GPU is visible.
+
+  On CPU, TF's BiasAddGrad reads the whole gradient again (at ~10 GB/s on 2 cores); summing
+  each block right after the kernel writes it, while it is still in cache, is nearly free.
+  On GPUs BiasAddGrad is a tuned reduction, and the fused op has no GPU kernel.
+  """
+  return not tf.config.list_logical_devices('GPU')
+
+
+def _call_with_bias_grad(x, b, xref, yref, dy, spec, grad, axis, alpha, gain, clamp):
+  """The op in derivative mode `grad` and the sum of its output along b's axis (or None)."""
+  if b.shape[0] == 0:
+    return _call(x, b, xref, yref, dy, spec, grad, axis, alpha, gain, clamp), None
+  if _fused_bias_grad():
+    lib = _loader.get_library()
+    return tuple(lib.sg2tf_bias_act_reduce(x, b, xref, yref, dy, act=spec.index, grad=grad,
+                                           axis=axis, alpha=alpha, gain=gain, clamp=clamp))
+  out = _call(x, b, xref, yref, dy, spec, grad, axis, alpha, gain, clamp)
+  return out, _reduce_to_bias(out, axis)
+
+
+def _grad(op, grad_out):
   """Gradient of every grad mode of the op, expressed with the op itself."""
   x, b, xref, yref, dy = op.inputs
   spec = _BY_INDEX[op.get_attr('act')]
@@ -154,27 +177,43 @@ def _bias_act_grad(op, grad_out):
   axis = op.get_attr('axis')
   alpha, gain, clamp = op.get_attr('alpha'), op.get_attr('gain'), op.get_attr('clamp')
   e = _empty(x.dtype)
-  has_bias = b.shape[0] != 0
   if mode == 0:
     # The first-derivative op reads x (+b) or y; x is also kept when a second derivative
     # exists, because the gradient of the grad op is taken with respect to x.
     xr = x if (spec.grad_ref == 'x' or spec.has_2nd_grad) else e
     yr = op.outputs[0] if (spec.grad_ref == 'y' or clamp >= 0) else e
-    dx = _call(grad_out, b, xr, yr, e, spec, 1, axis, alpha, gain, clamp)
-    db = _reduce_to_bias(dx, axis) if has_bias else None
+    dx, db = _call_with_bias_grad(grad_out, b, xr, yr, e, spec, 1, axis, alpha, gain, clamp)
     return dx, db, None, None, None
   if mode == 1:
     # out = dy * act'(x + b); x stands for dy here.
     d_dy = _call(grad_out, b, xref, yref, e, spec, 1, axis, alpha, gain, clamp)
     d_xref, d_b = None, None
     if spec.has_2nd_grad:
-      d_xref = _call(grad_out, b, xref, yref, x, spec, 2, axis, alpha, gain, clamp)
-      d_b = _reduce_to_bias(d_xref, axis) if has_bias else None
+      d_xref, d_b = _call_with_bias_grad(grad_out, b, xref, yref, x, spec, 2, axis, alpha, gain,
+                                         clamp)
     # yref is a cached function of xref: its influence is already inside d_xref.
     return d_dy, d_b, d_xref, None, None
   raise NotImplementedError(
       'bias_act(impl="custom") supports first and second derivatives only; '
       'use impl="ref" for third-order derivatives.')
+
+
+@tf.RegisterGradient('Sg2tfBiasAct')
+def _bias_act_grad(op, grad_out):
+  return _grad(op, grad_out)
+
+
+@tf.RegisterGradient('Sg2tfBiasActReduce')
+def _bias_act_reduce_grad(op, grad_out, grad_db):
+  """db = the sum of out along all axes but `axis`: its gradient is broadcast onto out's."""
+  if grad_db is not None:
+    axis, rank = op.get_attr('axis'), op.outputs[0].shape.rank
+    shape = [-1 if i == axis else 1 for i in range(rank)] if rank else []
+    spread = tf.reshape(grad_db, shape)
+    grad_out = spread + (tf.zeros_like(op.outputs[0]) if grad_out is None else grad_out)
+  elif grad_out is None:
+    return [None] * 5
+  return _grad(op, grad_out)
 
 
 def np_bias_act(x, b=None, axis=-1, act='linear', alpha=None, gain=None, clamp=None):

@@ -55,14 +55,22 @@ def _as_2d_filter(f, gain):
   f = tf.convert_to_tensor(f)
   if not f.dtype.is_floating:
     raise _validate.invalid(f'upfirdn2d: f must be a float filter, got {f.dtype.name}')
+  if f.shape.rank not in (1, 2):
+    raise _validate.invalid(
+        f'upfirdn2d: f must be 1-D (separable) or 2-D [fh, fw], got shape {f.shape}')
+  if 0 in f.shape:
+    raise _validate.invalid(f'upfirdn2d: f must not be empty, got shape {f.shape}')
+  static = tf.get_static_value(f)
+  if static is not None:
+    # A constant filter (the usual case) stays a graph constant: no outer product or gain
+    # multiply at run time, and no small allocation between the large ones.
+    k = np.asarray(static).astype(np.float32)
+    if k.ndim == 1:
+      k = k[:, np.newaxis] * k[np.newaxis, :]
+    return tf.constant(k * np.float32(gain) if gain != 1 else k)
   f = tf.cast(f, tf.float32)
   if f.shape.rank == 1:
     f = f[:, tf.newaxis] * f[tf.newaxis, :]
-  elif f.shape.rank != 2:
-    raise _validate.invalid(
-        f'upfirdn2d: f must be 1-D (separable) or 2-D [fh, fw], got shape {f.shape}')
-  if f.shape[0] == 0 or f.shape[1] == 0:
-    raise _validate.invalid(f'upfirdn2d: f must not be empty, got shape {f.shape}')
   if gain != 1:
     f = f * gain
   return f

@@ -1,6 +1,7 @@
 """bias_act: reference vs NumPy, custom vs reference, first and second derivatives,
 activation table defaults, bad input."""
 
+import importlib
 import math
 
 import numpy as np
@@ -155,6 +156,83 @@ class BiasActTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaises((tf.errors.InvalidArgumentError, ValueError)):
       lib.sg2tf_bias_act(tf.zeros([2, 4]), e, e, e, e, act=42, grad=0, axis=1,
                          alpha=0.0, gain=1.0, clamp=-1.0)
+
+  @parameterized.parameters(
+      ((2, 5, 3, 6), -1, tf.float32),
+      ((3, 70, 70, 37), -1, tf.float32),  # 17 shards; the 37-channel tile crosses blocks.
+      ((3, 70, 70, 37), 1, tf.float32),   # Channel axis before others (inner > 1).
+      ((4, 8, 8, 512), 3, tf.float16),
+      ((5, 300), 1, tf.bfloat16),
+      ((0, 7), 1, tf.float32),            # Empty: db is zeros.
+      ((9,), 0, tf.float32))
+  def test_reduce_op_sums_its_output(self, shape, axis, dtype):
+    """Sg2tfBiasActReduce: y as Sg2tfBiasAct's, db = y summed over every axis but `axis`."""
+    testutil.custom_ops_or_skip(self)
+    lib = _loader.get_library()
+    axis %= len(shape)
+    rng = np.random.RandomState(7)
+    x = tf.cast(rng.standard_normal(shape).astype(np.float32), dtype)
+    y_ref = tf.cast(rng.standard_normal(shape).astype(np.float32), dtype)
+    b = tf.cast(rng.standard_normal([shape[axis]]).astype(np.float32), dtype)
+    e = tf.zeros([0], dtype)
+    attrs = dict(act=activation_funcs['lrelu'].index, grad=1, axis=axis, alpha=0.2,
+                 gain=math.sqrt(2), clamp=-1.0)
+    y, db = lib.sg2tf_bias_act_reduce(x, b, e, y_ref, e, **attrs)
+    self.assertEqual(db.dtype, dtype)
+    self.assertEqual(db.shape, [shape[axis]])
+    self.assertAllEqual(y, lib.sg2tf_bias_act(x, b, e, y_ref, e, **attrs))
+    y64 = tf.cast(y, tf.float64).numpy()
+    want = y64.sum(axis=tuple(i for i in range(len(shape)) if i != axis))
+    count = max(1, y64.size // max(1, shape[axis]))
+    tol = {tf.float32: 1e-6, tf.float16: 1e-3, tf.bfloat16: 8e-3}[dtype] * np.sqrt(count)
+    self.assertAllClose(tf.cast(db, tf.float64), want, atol=tol, rtol=tol)
+
+  def test_reduce_op_accuracy_on_long_channels(self):
+    # 2M values per channel: float accumulators per block/shard, double across shards.
+    testutil.custom_ops_or_skip(self)
+    lib = _loader.get_library()
+    x = tf.fill([2048, 1024, 2], 0.1)
+    e = tf.zeros([0])
+    _, db = lib.sg2tf_bias_act_reduce(x, tf.zeros([2]), e, e, e, act=0, grad=1, axis=2,
+                                      alpha=0.0, gain=1.0, clamp=-1.0)
+    exact = 2048 * 1024 * float(np.float32(0.1))
+    self.assertAllClose(db, [exact, exact], rtol=2e-6, atol=0)
+
+  @parameterized.product(act=['lrelu', 'swish', 'tanh'], axis=[-1, 1])
+  def test_fused_bias_gradient_matches_separate_reduction(self, act, axis):
+    """On CPU the bias gradient comes out of the gradient kernel itself; with a GPU (or when
+    forced off here) it is a separate reduction. Both must agree, second order included."""
+    testutil.custom_ops_or_skip(self)
+    bias_act_module = importlib.import_module('sg2tf.custom_ops.bias_act')
+    x = tf.constant(self._x((3, 4, 5, 6), seed=11))
+    b = tf.constant(np.linspace(-0.5, 0.5, x.shape[axis]).astype(np.float32))
+
+    def grads():
+      @tf.function
+      def fn():
+        with tf.GradientTape() as outer:
+          outer.watch([x, b])
+          with tf.GradientTape() as inner:
+            inner.watch([x, b])
+            y = bias_act(x, b, axis=axis, act=act, impl='custom')
+            loss = tf.reduce_sum(y * tf.cos(y))
+          gx, gb = inner.gradient(loss, [x, b])
+          penalty = tf.reduce_sum(tf.square(gx)) + tf.reduce_sum(tf.square(gb))
+        return [gx, gb] + outer.gradient(penalty, [x, b])
+      ops = {op.type for op in fn.get_concrete_function().graph.get_operations()}
+      return fn(), 'Sg2tfBiasActReduce' in ops
+
+    original = bias_act_module._fused_bias_grad
+    fused, used = grads()
+    self.assertEqual(used, not tf.config.list_logical_devices('GPU'))
+    bias_act_module._fused_bias_grad = lambda: False
+    try:
+      separate, used = grads()
+    finally:
+      bias_act_module._fused_bias_grad = original
+    self.assertFalse(used)
+    for f, s in zip(fused, separate):
+      self.assertAllClose(f, s, atol=1e-4, rtol=1e-5)
 
 
 def _impls(testcase):

@@ -222,6 +222,57 @@ RangeFn<T> SelectRangeFn(const BiasActParams& p, bool mask) {
   });
 }
 
+// ---------------------------------------------------------------------------------------
+// Channel sums of the output (the bias gradient), fused into the pass that writes it: each
+// block is summed right after it is computed, while it is still in cache, so db costs no
+// extra trip through memory (TF's BiasAddGrad reads the whole gradient again, at ~10 GB/s).
+
+// At most this many shards, each with its own float accumulators (cheap to fold at the end).
+constexpr int64_t kMaxReduceShards = 64;
+constexpr int64_t kMinShardBlocks = 4;
+
+// acc[j] += y[j] over a span: a straight vectorisable loop.
+template <typename T>
+inline void AddSpan(const T* y, int64_t n, float* acc) {
+  SG2TF_IVDEP
+  for (int64_t j = 0; j < n; ++j) acc[j] += Load(y[j]);
+}
+
+// The sum of a span, with 8 independent partial sums (vectorisable without -ffast-math).
+template <typename T>
+inline float SumSpan(const T* y, int64_t n) {
+  float part[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    for (int k = 0; k < 8; ++k) part[k] += Load(y[j + k]);
+  }
+  for (; j < n; ++j) part[0] += Load(y[j]);
+  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
+// Adds y[begin, end) into acc. Channels last (inner == 1): acc has `acc_len` slots, a
+// multiple of the channel count, filled position by position (long contiguous spans even
+// for a few channels). Otherwise acc has one slot per channel, constant along `inner`.
+template <typename T>
+void AccumulateRange(const BiasActParams& p, const T* y, int64_t begin, int64_t end,
+                     int64_t acc_len, float* acc) {
+  if (p.inner == 1) {
+    for (int64_t i = begin; i < end;) {
+      const int64_t off = i % acc_len;
+      const int64_t n = std::min(end - i, acc_len - off);
+      AddSpan(y + i, n, acc + off);
+      i += n;
+    }
+    return;
+  }
+  for (int64_t i = begin; i < end;) {
+    const int64_t row = i / p.inner;
+    const int64_t n = std::min(end - i, (row + 1) * p.inner - i);
+    acc[row % p.channels] += SumSpan(y + i, n);
+    i += n;
+  }
+}
+
 // Rough CPU cycles per element, for TF's sharding heuristics.
 int64_t CyclesPerElement(const BiasActParams& p) {
   const bool cheap = p.act == Act::kLinear || p.act == Act::kRelu || p.act == Act::kLrelu;
@@ -232,8 +283,11 @@ int64_t CyclesPerElement(const BiasActParams& p) {
 
 template <typename T>
 bool BiasActCpu(const BiasActParams& p, const T* x, const T* b, const T* xref, const T* yref,
-                const T* dy, T* y, const ParallelForFn& parallel_for) {
-  if (p.size == 0) return true;
+                const T* dy, T* y, T* db, const ParallelForFn& parallel_for) {
+  if (p.size == 0) {
+    if (db != nullptr) std::fill(db, db + p.channels, Store<T>(0.f));
+    return true;
+  }
   const int act = static_cast<int>(p.act);
   if (act < 0 || act >= kNumActs || p.grad < 0 || p.grad >= kNumGradModes || p.channels < 1 ||
       p.inner < 1 || p.size < 0 || x == nullptr || y == nullptr ||
@@ -263,26 +317,57 @@ bool BiasActCpu(const BiasActParams& p, const T* x, const T* b, const T* xref, c
   }
   a.bias = bias.data();
   a.tile_len = static_cast<int64_t>(bias.size());
-  a.stream = std::is_same<T, float>::value && p.size * sizeof(T) >= kStreamBytes;
+  // With db, every block is read back right after it is written: keep it in cache.
+  a.stream = db == nullptr && std::is_same<T, float>::value && p.size * sizeof(T) >= kStreamBytes;
   const bool mask = p.grad > 0 && p.clamp >= 0.f && a.yref != nullptr;
   const RangeFn<T> fn = SelectRangeFn<T>(p, mask);
   const int64_t blocks = (p.size + kBlock - 1) / kBlock;
-  parallel_for(blocks, kBlock * CyclesPerElement(p), [&](int64_t b0, int64_t b1) {
-    fn(a, b0 * kBlock, std::min(b1 * kBlock, p.size));
-  });
+  if (db == nullptr) {
+    parallel_for(blocks, kBlock * CyclesPerElement(p), [&](int64_t b0, int64_t b1) {
+      fn(a, b0 * kBlock, std::min(b1 * kBlock, p.size));
+    });
+    return true;
+  }
+  const int64_t c = p.channels;
+  const int64_t acc_len = p.inner == 1 ? c * ((kMinTile + c - 1) / c) : c;
+  // At least kMinShardBlocks blocks per shard: every shard adds acc_len floats to zero and
+  // to fold, which small tensors would otherwise spend more on than on the sums.
+  const int64_t per_shard = std::max<int64_t>(
+      kMinShardBlocks, (blocks + kMaxReduceShards - 1) / kMaxReduceShards);
+  const int64_t shards = (blocks + per_shard - 1) / per_shard;
+  std::vector<float> acc(shards * acc_len, 0.f);
+  parallel_for(shards, per_shard * kBlock * (CyclesPerElement(p) + 1),
+               [&](int64_t s0, int64_t s1) {
+                 for (int64_t s = s0; s < s1; ++s) {
+                   const int64_t end = std::min((s + 1) * per_shard * kBlock, p.size);
+                   for (int64_t i = s * per_shard * kBlock; i < end; i += kBlock) {
+                     const int64_t j = std::min(i + kBlock, end);
+                     fn(a, i, j);
+                     AccumulateRange(p, y, i, j, acc_len, acc.data() + s * acc_len);
+                   }
+                 }
+               });
+  // Fold the shards slot by slot (contiguous, vectorised), then the tile's repeats.
+  std::vector<double> total(acc_len, 0.0);
+  for (int64_t s = 0; s < shards; ++s) {
+    const float* as = acc.data() + s * acc_len;
+    for (int64_t k = 0; k < acc_len; ++k) total[k] += as[k];
+  }
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double sum = 0.0;
+    for (int64_t k = ch; k < acc_len; k += c) sum += total[k];
+    db[ch] = Store<T>(static_cast<float>(sum));
+  }
   return true;
 }
 
-template bool BiasActCpu<float>(const BiasActParams&, const float*, const float*, const float*,
-                                const float*, const float*, float*, const ParallelForFn&);
-template bool BiasActCpu<Eigen::half>(const BiasActParams&, const Eigen::half*,
-                                      const Eigen::half*, const Eigen::half*,
-                                      const Eigen::half*, const Eigen::half*, Eigen::half*,
-                                      const ParallelForFn&);
-template bool BiasActCpu<Eigen::bfloat16>(const BiasActParams&, const Eigen::bfloat16*,
-                                          const Eigen::bfloat16*, const Eigen::bfloat16*,
-                                          const Eigen::bfloat16*, const Eigen::bfloat16*,
-                                          Eigen::bfloat16*, const ParallelForFn&);
+#define SG2TF_INSTANTIATE_CPU(T)                                                           \
+  template bool BiasActCpu<T>(const BiasActParams&, const T*, const T*, const T*, const T*, \
+                              const T*, T*, T*, const ParallelForFn&);
+SG2TF_INSTANTIATE_CPU(float)
+SG2TF_INSTANTIATE_CPU(Eigen::half)
+SG2TF_INSTANTIATE_CPU(Eigen::bfloat16)
+#undef SG2TF_INSTANTIATE_CPU
 
 namespace {
 
@@ -302,9 +387,9 @@ struct Launcher;
 template <typename T>
 struct Launcher<CPUDevice, T> {
   static void Run(OpKernelContext* ctx, const BiasActParams& p, const T* x, const T* b,
-                  const T* xref, const T* yref, const T* dy, T* y) {
+                  const T* xref, const T* yref, const T* dy, T* y, T* db) {
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-    const bool ok = BiasActCpu<T>(p, x, b, xref, yref, dy, y,
+    const bool ok = BiasActCpu<T>(p, x, b, xref, yref, dy, y, db,
                                   [workers](int64_t total, int64_t cost,
                                             const std::function<void(int64_t, int64_t)>& fn) {
                                     workers->ParallelFor(total, cost, fn);
@@ -314,7 +399,8 @@ struct Launcher<CPUDevice, T> {
   }
 };
 
-template <typename Device, typename T>
+// kReduce: the Sg2tfBiasActReduce variant, which also outputs db (the channel sums of y).
+template <typename Device, typename T, bool kReduce>
 class BiasActOp : public OpKernel {
  public:
   explicit BiasActOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -396,10 +482,15 @@ class BiasActOp : public OpKernel {
 
     Tensor* y = nullptr;
     OP_REQUIRES_OK(ctx, ctx->forward_input_or_allocate_output({0}, 0, x.shape(), &y));
-    if (p.size == 0) return;
+    Tensor* db = nullptr;
+    if (kReduce) {
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({p.channels}), &db));
+    }
+    if (p.size == 0 && !kReduce) return;
     Launcher<Device, T>::Run(ctx, p, x.flat<T>().data(), b.flat<T>().data(),
                              Data(ctx->input(2), p.has_xref), Data(ctx->input(3), p.has_yref),
-                             Data(ctx->input(4), p.has_dy), y->flat<T>().data());
+                             Data(ctx->input(4), p.has_dy), y->flat<T>().data(),
+                             kReduce ? db->flat<T>().data() : nullptr);
   }
 
  private:
@@ -415,10 +506,13 @@ class BiasActOp : public OpKernel {
   float clamp_ = -1.f;
 };
 
-#define SG2TF_REGISTER_CPU(T)                                                        \
-  REGISTER_KERNEL_BUILDER(                                                           \
-      Name("Sg2tfBiasAct").Device(::tensorflow::DEVICE_CPU).TypeConstraint<T>("T"), \
-      BiasActOp<CPUDevice, T>);
+#define SG2TF_REGISTER_CPU(T)                                                              \
+  REGISTER_KERNEL_BUILDER(                                                                 \
+      Name("Sg2tfBiasAct").Device(::tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),       \
+      BiasActOp<CPUDevice, T, false>);                                                     \
+  REGISTER_KERNEL_BUILDER(                                                                 \
+      Name("Sg2tfBiasActReduce").Device(::tensorflow::DEVICE_CPU).TypeConstraint<T>("T"), \
+      BiasActOp<CPUDevice, T, true>);
 SG2TF_REGISTER_CPU(float);
 SG2TF_REGISTER_CPU(Eigen::half);
 SG2TF_REGISTER_CPU(Eigen::bfloat16);
@@ -431,7 +525,8 @@ using GPUDevice = Eigen::GpuDevice;
 template <typename T>
 struct Launcher<GPUDevice, T> {
   static void Run(OpKernelContext* ctx, const BiasActParams& p, const T* x, const T* b,
-                  const T* xref, const T* yref, const T* dy, T* y) {
+                  const T* xref, const T* yref, const T* dy, T* y, T* /*db*/) {
+    if (p.size == 0) return;
     using C = typename CudaType<T>::type;
     static_assert(sizeof(C) == sizeof(T), "TF and CUDA element types must match in size");
     auto cast = [](const T* v) { return reinterpret_cast<const C*>(v); };
@@ -447,7 +542,7 @@ struct Launcher<GPUDevice, T> {
 #define SG2TF_REGISTER_GPU(T)                                                        \
   REGISTER_KERNEL_BUILDER(                                                           \
       Name("Sg2tfBiasAct").Device(::tensorflow::DEVICE_GPU).TypeConstraint<T>("T"), \
-      BiasActOp<GPUDevice, T>);
+      BiasActOp<GPUDevice, T, false>);
 SG2TF_REGISTER_GPU(float);
 SG2TF_REGISTER_GPU(Eigen::half);
 SG2TF_REGISTER_GPU(Eigen::bfloat16);

@@ -69,11 +69,14 @@ using ParallelForFn = std::function<void(int64_t total, int64_t cost_per_unit,
 
 // CPU implementation on raw host pointers. T: float, Eigen::half or Eigen::bfloat16
 // (instantiated in bias_act_kernel.cc). b, xref, yref, dy may be null when absent (see the
-// has_* flags). y may alias x (in-place). Returns false, writing nothing, when p is
-// inconsistent (act/grad out of range, or a ref the mode needs is absent).
+// has_* flags). y may alias x (in-place). If db is not null it also receives, in the same
+// pass, the sum of y over every axis but `axis` ([channels] elements, accumulated in float
+// per shard and in double across shards): the bias gradient when y is a gradient (grad 1/2).
+// Returns false, writing nothing, when p is inconsistent (act/grad out of range, or a ref
+// the mode needs is absent).
 template <typename T>
 bool BiasActCpu(const BiasActParams& p, const T* x, const T* b, const T* xref, const T* yref,
-                const T* dy, T* y, const ParallelForFn& parallel_for);
+                const T* dy, T* y, T* db, const ParallelForFn& parallel_for);
 
 #if defined(__CUDACC__) || GOOGLE_CUDA
 // CUDA launcher on raw device pointers; T: float, __half or __nv_bfloat16. Returns the launch

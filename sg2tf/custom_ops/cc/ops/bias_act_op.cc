@@ -44,6 +44,21 @@ absl::Status BiasActShape(InferenceContext* c) {
   return absl::OkStatus();
 }
 
+absl::Status BiasActReduceShape(InferenceContext* c) {
+  TF_RETURN_IF_ERROR(BiasActShape(c));
+  int axis = 0;
+  TF_RETURN_IF_ERROR(c->GetAttr("axis", &axis));
+  ShapeHandle x = c->input(0);
+  if (!c->RankKnown(x)) {
+    c->set_output(1, c->Vector(InferenceContext::kUnknownDim));
+  } else if (c->Rank(x) == 0) {
+    c->set_output(1, c->Vector(1));
+  } else {
+    c->set_output(1, c->Vector(c->Dim(x, axis)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 REGISTER_OP("Sg2tfBiasAct")
@@ -65,6 +80,30 @@ REGISTER_OP("Sg2tfBiasAct")
 Fused bias + activation + gain + clamp (grad=0) and its first (grad=1) and second (grad=2)
 derivatives, elementwise. b runs along `axis` of x and may be empty; xref/yref/dy are x's
 shape or empty. See sg2tf/custom_ops/cc/README.md.
+)doc");
+
+// The same, plus db: the sum of y over every axis but `axis`, computed in the same pass (the
+// bias gradient when y is a gradient). CPU only: on GPUs the bias gradient is TF's
+// BiasAddGrad, a tuned reduction.
+REGISTER_OP("Sg2tfBiasActReduce")
+    .Input("x: T")
+    .Input("b: T")
+    .Input("xref: T")
+    .Input("yref: T")
+    .Input("dy: T")
+    .Output("y: T")
+    .Output("db: T")
+    .Attr("T: {float, half, bfloat16}")
+    .Attr("act: int")
+    .Attr("grad: int")
+    .Attr("axis: int")
+    .Attr("alpha: float")
+    .Attr("gain: float")
+    .Attr("clamp: float")
+    .SetShapeFn(BiasActReduceShape)
+    .Doc(R"doc(
+Sg2tfBiasAct with a second output db = the sum of y over every axis but `axis`
+([x.shape[axis]]), accumulated while y is written. CPU kernels only.
 )doc");
 
 }  // namespace sg2tf
