@@ -61,20 +61,24 @@ absl::Status BiasActReduceShape(InferenceContext* c) {
 
 }  // namespace
 
+// Inputs and attrs shared by both ops (a macro: REGISTER_OP's builder chain is an expression).
+#define SG2TF_BIAS_ACT_INPUTS_AND_ATTRS          \
+  .Input("x: T")                                 \
+      .Input("b: T")                             \
+      .Input("xref: T")                          \
+      .Input("yref: T")                          \
+      .Input("dy: T")                            \
+      .Attr("T: {float, half, bfloat16}")        \
+      .Attr("act: int")                          \
+      .Attr("grad: int")                         \
+      .Attr("axis: int")                         \
+      .Attr("alpha: float")                      \
+      .Attr("gain: float")                       \
+      .Attr("clamp: float")
+
 REGISTER_OP("Sg2tfBiasAct")
-    .Input("x: T")
-    .Input("b: T")
-    .Input("xref: T")
-    .Input("yref: T")
-    .Input("dy: T")
+    SG2TF_BIAS_ACT_INPUTS_AND_ATTRS
     .Output("y: T")
-    .Attr("T: {float, half, bfloat16}")
-    .Attr("act: int")
-    .Attr("grad: int")
-    .Attr("axis: int")
-    .Attr("alpha: float")
-    .Attr("gain: float")
-    .Attr("clamp: float")
     .SetShapeFn(BiasActShape)
     .Doc(R"doc(
 Fused bias + activation + gain + clamp (grad=0) and its first (grad=1) and second (grad=2)
@@ -86,24 +90,15 @@ shape or empty. See sg2tf/custom_ops/cc/README.md.
 // bias gradient when y is a gradient). CPU only: on GPUs the bias gradient is TF's
 // BiasAddGrad, a tuned reduction.
 REGISTER_OP("Sg2tfBiasActReduce")
-    .Input("x: T")
-    .Input("b: T")
-    .Input("xref: T")
-    .Input("yref: T")
-    .Input("dy: T")
+    SG2TF_BIAS_ACT_INPUTS_AND_ATTRS
     .Output("y: T")
     .Output("db: T")
-    .Attr("T: {float, half, bfloat16}")
-    .Attr("act: int")
-    .Attr("grad: int")
-    .Attr("axis: int")
-    .Attr("alpha: float")
-    .Attr("gain: float")
-    .Attr("clamp: float")
     .SetShapeFn(BiasActReduceShape)
     .Doc(R"doc(
 Sg2tfBiasAct with a second output db = the sum of y over every axis but `axis`
 ([x.shape[axis]]), accumulated while y is written. CPU kernels only.
 )doc");
+
+#undef SG2TF_BIAS_ACT_INPUTS_AND_ATTRS
 
 }  // namespace sg2tf
