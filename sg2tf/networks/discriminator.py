@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from sg2tf import layers
 from sg2tf.custom_ops import downsample2d, setup_filter
-from sg2tf.networks.synthesis import ARCHITECTURES, check_resolution, fp16_resolution
+from sg2tf.networks.synthesis import check_architecture, check_mixed_precision, check_resolution
+from sg2tf.networks.synthesis import fp16_resolution
 
 
 class DiscriminatorBlock(keras.layers.Layer):
@@ -166,13 +167,9 @@ class Discriminator(keras.Model):
                mbstd_group_size=4, mbstd_num_features=1, resample_filter=(1, 3, 3, 1),
                num_fp16_res=0, conv_clamp=None, impl='auto', **kwargs):
     super().__init__(**kwargs)
-    if int(num_fp16_res) < 0:
-      raise ValueError(f'Discriminator: num_fp16_res must be >= 0, got {num_fp16_res}')
-    self.num_fp16_res = int(num_fp16_res)
-    self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
-    if architecture not in ARCHITECTURES:
-      raise ValueError(f'Discriminator: architecture must be one of {ARCHITECTURES}, '
-                       f'got {architecture!r}')
+    self.num_fp16_res, self.conv_clamp = check_mixed_precision(num_fp16_res, conv_clamp,
+                                                               'Discriminator')
+    check_architecture(architecture, 'Discriminator')
     self.c_dim = int(c_dim)
     self.img_resolution = check_resolution(img_resolution, 'Discriminator')
     if self.img_resolution < 8:

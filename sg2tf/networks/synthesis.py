@@ -19,6 +19,19 @@ def check_resolution(resolution, who):
   return r
 
 
+def check_architecture(architecture, who):
+  if architecture not in ARCHITECTURES:
+    raise ValueError(f'{who}: architecture must be one of {ARCHITECTURES}, got {architecture!r}')
+  return architecture
+
+
+def check_mixed_precision(num_fp16_res, conv_clamp, who):
+  """(num_fp16_res as an int >= 0, conv_clamp as a float or None)."""
+  if int(num_fp16_res) < 0:
+    raise ValueError(f'{who}: num_fp16_res must be >= 0, got {num_fp16_res}')
+  return int(num_fp16_res), None if conv_clamp is None else float(conv_clamp)
+
+
 class SynthesisBlock(keras.layers.Layer):
   """One resolution: [const] or [Conv0_up], Conv1, [Skip], [ToRGB].
 
@@ -142,13 +155,9 @@ class SynthesisNetwork(keras.layers.Layer):
                resample_filter=(1, 3, 3, 1), num_fp16_res=0, conv_clamp=None, impl='auto',
                **kwargs):
     super().__init__(**kwargs)
-    if int(num_fp16_res) < 0:
-      raise ValueError(f'SynthesisNetwork: num_fp16_res must be >= 0, got {num_fp16_res}')
-    self.num_fp16_res = int(num_fp16_res)
-    self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
-    if architecture not in ARCHITECTURES:
-      raise ValueError(f'SynthesisNetwork: architecture must be one of {ARCHITECTURES}, '
-                       f'got {architecture!r}')
+    self.num_fp16_res, self.conv_clamp = check_mixed_precision(num_fp16_res, conv_clamp,
+                                                               'SynthesisNetwork')
+    check_architecture(architecture, 'SynthesisNetwork')
     self.w_dim = int(w_dim)
     self.img_resolution = check_resolution(img_resolution, 'SynthesisNetwork')
     self.img_channels = int(img_channels)
