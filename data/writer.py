@@ -25,7 +25,7 @@ from data.levels import build_levels
 from data.levels import num_levels
 from sg2tf.dataset_info import DatasetError
 from sg2tf.dataset_info import MANIFEST_NAME
-from sg2tf.dataset_info import sha256_file
+from sg2tf.tool_util import sha256_file
 
 TOOL_VERSION = 1
 

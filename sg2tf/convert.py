@@ -10,13 +10,13 @@ before anything is called. `build_module_src` (code in the pickle) is never exec
 networks are rebuilt from `build_func_name`, `static_kwargs` and the variables alone.
 """
 
-import hashlib
 import os
 import pickle
 
 from absl import logging
 import numpy as np
 
+from sg2tf import tool_util
 from sg2tf.custom_ops import activation_funcs
 from sg2tf.networks.discriminator import Discriminator
 from sg2tf.networks.generator import Generator
@@ -329,19 +329,12 @@ def load_official_pkl(path, impl='auto'):
   return G, D, G_ema
 
 
-def sha256_of(path):
-  h = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for chunk in iter(lambda: f.read(1 << 20), b''):
-      h.update(chunk)
-  return h.hexdigest()
-
-
 def convert(pkl, out, impl='auto', overwrite=False):
   """Writes a native network directory (see sg2tf.networks.serialization) from a pickle."""
   from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
   G, D, G_ema = load_official_pkl(pkl, impl=impl)
-  meta = {'source': {'official_pkl': os.path.abspath(pkl), 'sha256': sha256_of(pkl)}}
+  meta = {'source': {'official_pkl': os.path.abspath(pkl),
+                     'sha256': tool_util.sha256_file(pkl)}}
   return serialization.save_networks(out, G, D, G_ema, metadata=meta, overwrite=overwrite)
 
 

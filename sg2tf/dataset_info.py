@@ -16,7 +16,6 @@ quick (no seconds-long TensorFlow import for `dataset_tool.py info`).
 """
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -24,6 +23,8 @@ import struct
 from typing import Dict, Mapping, Optional
 
 import numpy as np
+
+from sg2tf.tool_util import sha256_file
 
 MANIFEST_NAME = 'manifest.json'
 _TFRECORD_RE = re.compile(r'^(?P<name>.*)-r(?P<log2>\d\d)\.tfrecords$')
@@ -198,14 +199,6 @@ def parse_record(record: bytes, path: str = '<record>'):
   if len(shape) != 3 or len(data) != int(np.prod(shape)):
     raise DatasetError(f'{path}: record shape {shape} does not match its {len(data)} data bytes')
   return np.frombuffer(data, np.uint8).reshape(shape)
-
-
-def sha256_file(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for chunk in iter(lambda: f.read(8 << 20), b''):
-      h.update(chunk)
-  return h.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)

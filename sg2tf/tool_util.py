@@ -6,6 +6,7 @@ uint8 = clip(x * 127.5 + 128, 0, 255) (the official convert_images_to_uint8, whi
 after adding 0.5, i.e. rounds).
 """
 
+import hashlib
 import os
 import re
 import sys
@@ -102,7 +103,9 @@ def grid(images: np.ndarray, cols: int) -> np.ndarray:
   return canvas
 
 
-def _atomic(path: str, write: Callable[[str], None]) -> str:
+def atomic_write(path: str, write: Callable[[str], None]) -> str:
+  """Calls write(tmp) on a temporary file beside path, then renames it into place; on any
+  error the temporary file is removed and nothing is left at path. Returns path."""
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   base, ext = os.path.splitext(os.path.basename(path))
@@ -118,6 +121,14 @@ def _atomic(path: str, write: Callable[[str], None]) -> str:
   return path
 
 
+def sha256_file(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for chunk in iter(lambda: f.read(8 << 20), b''):
+      h.update(chunk)
+  return h.hexdigest()
+
+
 def _pil(image: np.ndarray):
   import PIL.Image  # pylint: disable=g-import-not-at-top
   image = np.asarray(image, np.uint8)
@@ -126,7 +137,7 @@ def _pil(image: np.ndarray):
 
 def save_png(path: str, image: np.ndarray) -> str:
   """Writes uint8 [H, W, C] (C = 1 or 3) atomically."""
-  return _atomic(path, lambda tmp: _pil(image).save(tmp, format='PNG'))
+  return atomic_write(path, lambda tmp: _pil(image).save(tmp, format='PNG'))
 
 
 def save_gif(path: str, frames: Sequence[np.ndarray], duration_ms: int = 80,
@@ -136,28 +147,28 @@ def save_gif(path: str, frames: Sequence[np.ndarray], duration_ms: int = 80,
   kwargs = dict(format='GIF', save_all=True, append_images=pil[1:], duration=int(duration_ms))
   if loop:
     kwargs['loop'] = 0
-  return _atomic(path, lambda tmp: pil[0].save(tmp, **kwargs))
+  return atomic_write(path, lambda tmp: pil[0].save(tmp, **kwargs))
 
 
 def save_npy(path: str, array: np.ndarray) -> str:
   def write(tmp):
     with open(tmp, 'wb') as f:
       np.save(f, array)
-  return _atomic(path, write)
+  return atomic_write(path, write)
 
 
 def save_npz(path: str, **arrays) -> str:
   def write(tmp):
     with open(tmp, 'wb') as f:
       np.savez(f, **arrays)
-  return _atomic(path, write)
+  return atomic_write(path, write)
 
 
 def save_text(path: str, text: str) -> str:
   def write(tmp):
     with open(tmp, 'w', encoding='utf-8') as f:
       f.write(text)
-  return _atomic(path, write)
+  return atomic_write(path, write)
 
 
 def read_image(path: str):

@@ -19,13 +19,14 @@ then renamed); otherwise `FeatureFileMissingError` says which file to fetch and 
 """
 
 import dataclasses
-import hashlib
 import os
-import tempfile
 from typing import Dict, List, Optional, Tuple
 import urllib.request
 
 from absl import logging
+
+from sg2tf.tool_util import atomic_write
+from sg2tf.tool_util import sha256_file
 
 FEATURE_DIR_ENV = 'SG2TF_FEATURE_DIR'
 FEATURE_CACHE_ENV = 'SG2TF_FEATURE_CACHE'
@@ -86,14 +87,6 @@ def search_dirs(feature_dir: Optional[str] = None) -> List[str]:
   return out
 
 
-def sha256_file(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for chunk in iter(lambda: f.read(8 << 20), b''):
-      h.update(chunk)
-  return h.hexdigest()
-
-
 _verified: Dict[Tuple[str, int, int], str] = {}
 
 
@@ -116,12 +109,11 @@ def verify(spec: FeatureFile, path: str) -> str:
 
 
 def _download(spec: FeatureFile, dest_dir: str) -> str:
-  os.makedirs(dest_dir, exist_ok=True)
   dest = os.path.join(dest_dir, spec.filename)
   logging.info('Downloading %s to %s ...', spec.url, dest)
-  fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=spec.filename + '.', suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(
+
+  def fetch_and_verify(tmp):
+    with open(tmp, 'wb') as out, urllib.request.urlopen(
         spec.url, timeout=_DOWNLOAD_TIMEOUT_S) as resp:
       for chunk in iter(lambda: resp.read(1 << 20), b''):
         out.write(chunk)
@@ -131,12 +123,7 @@ def _download(spec: FeatureFile, dest_dir: str) -> str:
         spec.sha256_prefix and not digest.startswith(spec.sha256_prefix)):
       raise ValueError(f'downloaded {spec.url} but its sha256 {digest} is not the published '
                        f'one ({spec.sha256 or spec.sha256_prefix + "..."})')
-    os.replace(tmp, dest)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  return dest
+  return atomic_write(dest, fetch_and_verify)
 
 
 def missing_message(spec: FeatureFile, dirs: List[str], reason: str = '') -> str:
