@@ -13,13 +13,13 @@ Images: `fakes` (the fixed-latent G_ema grid) at every image snapshot, also writ
 import collections
 import os
 import resource
-import tempfile
 from typing import Dict, Optional, Sequence
 
 from absl import logging
 import numpy as np
-import PIL.Image
 import tensorflow as tf
+
+from sg2tf import tool_util
 
 
 def format_time(seconds: float) -> str:
@@ -57,24 +57,6 @@ def grid_image(images: np.ndarray, grid: Sequence[int]) -> np.ndarray:
     y, x = divmod(i, cols)
     canvas[y * h:(y + 1) * h, x * w:(x + 1) * w] = images[i]
   return canvas
-
-
-def save_png(image: np.ndarray, path: str) -> str:
-  """Writes a uint8 [H, W, C] image atomically (temp file + os.replace)."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  img = image[:, :, 0] if image.shape[2] == 1 else image
-  fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.png',
-                             dir=folder)
-  os.close(fd)
-  try:
-    PIL.Image.fromarray(img).save(tmp, format='PNG')
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  return path
 
 
 def to_uint8(images) -> np.ndarray:
@@ -128,7 +110,7 @@ class Monitor:
     """Logs a uint8 [H, W, C] image to TensorBoard and, with png_name, as a PNG."""
     if not self.chief:
       return None
-    path = save_png(image, os.path.join(self.run_dir, png_name)) if png_name else None
+    path = tool_util.save_png(os.path.join(self.run_dir, png_name), image) if png_name else None
     if self._writer is not None:
       with self._writer.as_default(step=int(step)):
         tf.summary.image(name, image[np.newaxis], max_outputs=1)

@@ -9,6 +9,7 @@ import numpy as np
 import PIL.Image
 import tensorflow as tf
 
+from sg2tf import tool_util
 from sg2tf.training import monitoring
 
 
@@ -28,10 +29,10 @@ class MonitoringTest(tf.test.TestCase):
 
   def test_save_png_is_atomic_and_readable(self):
     folder = tempfile.mkdtemp()
-    path = monitoring.save_png(np.zeros([4, 4, 3], np.uint8) + 7, os.path.join(folder, 'a.png'))
+    path = tool_util.save_png(os.path.join(folder, 'a.png'), np.zeros([4, 4, 3], np.uint8) + 7)
     self.assertEqual(os.listdir(folder), ['a.png'])
     self.assertAllEqual(np.asarray(PIL.Image.open(path)), np.full([4, 4, 3], 7))
-    gray = monitoring.save_png(np.zeros([4, 4, 1], np.uint8), os.path.join(folder, 'g.png'))
+    gray = tool_util.save_png(os.path.join(folder, 'g.png'), np.zeros([4, 4, 1], np.uint8))
     self.assertEqual(PIL.Image.open(gray).mode, 'L')
 
   def test_tick_stats(self):
