@@ -111,35 +111,39 @@ struct F32Storage {
   static void StoreV(S* p, const VF& v) { std::memcpy(p, &v, sizeof(v)); }
 };
 
-struct F16Storage {
+// The 16-bit formats, stored as their bits; Codec converts (widened) bits to float and back.
+template <typename Codec>
+struct Bits16Storage {
   using S = uint16_t;
-  static float Load(const S* p) { return HalfToFloat<float>(Widen(*p)); }
-  static void Store(S* p, float v) { *p = Narrow(FloatToHalf<float, uint32_t>(v)); }
+  static float Load(const S* p) { return Codec::template ToFloat<float>(Widen(*p)); }
+  static void Store(S* p, float v) { *p = Narrow(Codec::template FromFloat<float, uint32_t>(v)); }
   static VF LoadV(const S* p) {
     VH h;
     std::memcpy(&h, p, sizeof(h));
-    return HalfToFloat<VF>(Widen(h));
+    return Codec::template ToFloat<VF>(Widen(h));
   }
   static void StoreV(S* p, const VF& v) {
-    const VH h = Narrow(FloatToHalf<VF, VU>(v));
+    const VH h = Narrow(Codec::template FromFloat<VF, VU>(v));
     std::memcpy(p, &h, sizeof(h));
   }
 };
 
-struct BF16Storage {
-  using S = uint16_t;
-  static float Load(const S* p) { return Bfloat16ToFloat<float>(Widen(*p)); }
-  static void Store(S* p, float v) { *p = Narrow(FloatToBfloat16<float, uint32_t>(v)); }
-  static VF LoadV(const S* p) {
-    VH h;
-    std::memcpy(&h, p, sizeof(h));
-    return Bfloat16ToFloat<VF>(Widen(h));
-  }
-  static void StoreV(S* p, const VF& v) {
-    const VH h = Narrow(FloatToBfloat16<VF, VU>(v));
-    std::memcpy(p, &h, sizeof(h));
-  }
+struct HalfCodec {
+  template <typename F, typename U>
+  static F ToFloat(U bits) { return HalfToFloat<F>(bits); }
+  template <typename F, typename U>
+  static U FromFloat(F v) { return FloatToHalf<F, U>(v); }
 };
+
+struct Bfloat16Codec {
+  template <typename F, typename U>
+  static F ToFloat(U bits) { return Bfloat16ToFloat<F>(bits); }
+  template <typename F, typename U>
+  static U FromFloat(F v) { return FloatToBfloat16<F, U>(v); }
+};
+
+using F16Storage = Bits16Storage<HalfCodec>;
+using BF16Storage = Bits16Storage<Bfloat16Codec>;
 
 // ---------------------------------------------------------------------------------------
 // One output pixel's channels [0, NV * 16): the taps are a (ny x nx) grid of input pixels
