@@ -183,10 +183,34 @@ def define_train_flags(flag_values=FLAGS):
                     'float16 (weights, mapping, images, logits, losses stay float32) and conv '
                     'outputs are clamped to +-conv_clamp. Faster on GPUs with tensor cores; off '
                     'by default (exact float32).', **kw)
-  flags.DEFINE_integer('num_fp16_res', 4, 'With --mixed_precision: how many of the highest '
-                       'resolutions run in float16.', **kw)
+  flags.DEFINE_enum('precision', 'float32', ['float32', 'float16', 'bfloat16'],
+                    'float32 (exact), or the dtype of the --num_fp16_res highest G and D blocks '
+                    '(same scheme as --mixed_precision, which is --precision=float16). '
+                    'bfloat16 has float32\'s exponent range: no overflow guard is needed; fast '
+                    'where the hardware has bfloat16 units (GPUs since Ampere, TPUs, CPUs with '
+                    'AMX or AVX512-BF16), slow elsewhere.', **kw)
+  flags.DEFINE_integer('num_fp16_res', 4, 'With --mixed_precision / --precision: how many of '
+                       'the highest resolutions run in low precision (log2(resolution) - 2 or '
+                       'more, e.g. 99: every block from 8x8 up).', **kw)
   flags.DEFINE_float('conv_clamp', 256.0, 'With --mixed_precision: clamp conv outputs to '
                      '[-conv_clamp, conv_clamp] (keeps float16 finite).', **kw)
+  flags.DEFINE_integer('batch_gpu', None, 'Images per replica per pass: each replica runs its '
+                       'share of --batch_size in chunks of this size and sums the gradients '
+                       '(less memory, same training). Default: the whole share.', lower_bound=1,
+                       **kw)
+  flags.DEFINE_bool('jit', False, 'Compile each phase\'s passes with XLA (jit_compile=True), '
+                    'using the reference ops. For GPUs/TPUs; slower on CPUs.', **kw)
+  # Discriminator augmentation (StyleGAN2-ADA).
+  flags.DEFINE_enum('aug', 'noaug', ['noaug', 'ada', 'fixed'], 'Discriminator augmentation: '
+                    'noaug (default, as the paper configs), ada (adaptive p, for small '
+                    'datasets), fixed (constant --p).', **kw)
+  flags.DEFINE_string('augpipe', None, 'Augmentation pipeline: blit, geom, color, filter, '
+                      'noise, cutout, bg, bgc (default), bgcf, bgcfn, bgcfnc.', **kw)
+  flags.DEFINE_float('p', None, 'Augmentation probability for --aug=fixed.', **kw)
+  flags.DEFINE_float('target', None, 'ADA target for r_t = E[sign(D(real))] (default 0.6).',
+                     **kw)
+  flags.DEFINE_float('ada_kimg', 500, 'ADA speed: kimg for p to change by 1.', **kw)
+  flags.DEFINE_integer('ada_interval', 4, 'Minibatches between ADA adjustments.', **kw)
   flags.DEFINE_string('resume', 'latest', 'latest (the run_dir\'s newest checkpoint, if any), '
                       'none, or a checkpoint prefix.', **kw)
   flags.DEFINE_string('resume_pkl', None, 'Official StyleGAN2 pickle to fine-tune from (when '
@@ -242,6 +266,12 @@ def train_config_from_flags(flag_values=FLAGS):
       style_mixing_prob=(net.style_mixing_prob if f.style_mixing is None else f.style_mixing),
       lazy_regularization=(net.lazy_regularization if f.lazy_reg is None else f.lazy_reg),
       g_reg_interval=f.g_reg_interval, d_reg_interval=f.d_reg_interval)
+  precision = f.precision
+  if f.mixed_precision:
+    if precision not in ('float32', 'float16'):
+      raise ValueError(f'--mixed_precision means --precision=float16; it contradicts '
+                       f'--precision={precision}. Use one of them.')
+    precision = 'float16'
   return tc.TrainConfig(
       run_dir=f.run_dir,
       data=tc.DataConfig(data_dir=f.data_dir, resolution=f.resolution, mirror=f.mirror,
@@ -251,7 +281,9 @@ def train_config_from_flags(flag_values=FLAGS):
                                    epsilon=f.adam_eps),
       batch_size=f.batch_size, total_kimg=f.total_kimg, ema_kimg=f.ema_kimg,
       ema_rampup=f.ema_rampup, seed=f.seed, strategy=f.strategy, impl=f.impl,
-      mixed_precision=f.mixed_precision, num_fp16_res=f.num_fp16_res,
+      mixed_precision=precision != 'float32', precision=precision,
+      augment=_augment_config(f), batch_gpu=f.batch_gpu, jit=f.jit,
+      num_fp16_res=f.num_fp16_res,
       conv_clamp=f.conv_clamp, tick_kimg=f.tick_kimg,
       image_snapshot_ticks=f.image_snapshot_ticks, checkpoint_ticks=f.checkpoint_ticks,
       network_snapshot_ticks=f.network_snapshot_ticks, keep_checkpoints=f.keep_checkpoints,
@@ -259,3 +291,24 @@ def train_config_from_flags(flag_values=FLAGS):
       exact_data_resume=f.exact_data_resume, grid=_parse_grid(f.grid),
       metrics=tuple(m.strip() for m in f.metrics if m.strip()), metrics_ticks=f.metrics_ticks,
       metrics_num_fakes=f.metrics_num_fakes, feature_dir=f.feature_dir)
+
+
+def _augment_config(f):
+  """AugmentConfig from --aug/--augpipe/--p/--target, with StyleGAN2-ADA's rules."""
+  from sg2tf.training import config as tc  # pylint: disable=g-import-not-at-top
+  if f.aug == 'noaug':
+    for name in ('augpipe', 'p', 'target'):
+      if f[name].value is not None:
+        raise ValueError(f'--{name} has no effect with --aug=noaug; add --aug=ada or '
+                         '--aug=fixed.')
+  if f.aug == 'fixed' and f.p is None:
+    raise ValueError('--aug=fixed needs --p (the augmentation probability, e.g. 0.2).')
+  if f.p is not None and f.aug != 'fixed':
+    raise ValueError('--p is for --aug=fixed; --aug=ada tunes p itself (see --target).')
+  if f.target is not None and f.aug != 'ada':
+    raise ValueError('--target is for --aug=ada.')
+  base = tc.AugmentConfig()
+  return tc.AugmentConfig(mode=f.aug, pipe=f.augpipe or base.pipe,
+                          p=base.p if f.p is None else f.p,
+                          target=base.target if f.target is None else f.target,
+                          interval=f.ada_interval, kimg=f.ada_kimg)

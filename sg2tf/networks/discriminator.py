@@ -9,7 +9,7 @@ import tensorflow as tf
 from sg2tf import layers
 from sg2tf.custom_ops import downsample2d, setup_filter
 from sg2tf.networks.synthesis import check_architecture, check_mixed_precision, check_resolution
-from sg2tf.networks.synthesis import fp16_resolution
+from sg2tf.networks.synthesis import check_fp16_dtype, fp16_resolution
 
 
 class DiscriminatorBlock(keras.layers.Layer):
@@ -18,19 +18,21 @@ class DiscriminatorBlock(keras.layers.Layer):
   Official D_stylegan2 block at 2**k: Conv0 nf(k-1) -> nf(k-1), Conv1_down -> nf(k-2); the
   resnet Skip is a 1x1 down conv with no bias; x = (x + skip) / sqrt(2).
 
-  use_fp16: activations in float16 (weights float32, cast at use); the image input stays
+  use_fp16: activations in fp16_dtype (float16 or bfloat16; weights float32, cast at use); the
+  image input stays
   float32 and is cast only for FromRGB. conv_clamp: clamp every conv output (None: none).
   """
 
   def __init__(self, in_channels, out_channels, resolution, img_channels, architecture, is_top,
                activation='lrelu', resample_filter=(1, 3, 3, 1), use_fp16=False, conv_clamp=None,
-               impl='auto', **kwargs):
+               impl='auto', fp16_dtype='float16', **kwargs):
     super().__init__(**kwargs)
     self.in_channels, self.out_channels = int(in_channels), int(out_channels)
     self.resolution, self.img_channels = int(resolution), int(img_channels)
     self.use_fp16 = bool(use_fp16)
+    self.fp16_dtype = check_fp16_dtype(fp16_dtype, 'DiscriminatorBlock')
     self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
-    self.compute_dtype_ = tf.float16 if self.use_fp16 else tf.float32
+    self.compute_dtype_ = tf.as_dtype(self.fp16_dtype) if self.use_fp16 else tf.float32
     # Keras would cast float16 inputs back to the float32 policy: the layers keep our dtype.
     sub = dict(autocast=not self.use_fp16, conv_clamp=self.conv_clamp)
     self.architecture, self.is_top = architecture, bool(is_top)
@@ -85,7 +87,7 @@ class DiscriminatorBlock(keras.layers.Layer):
                   resolution=self.resolution, img_channels=self.img_channels,
                   architecture=self.architecture, is_top=self.is_top, activation=self.activation,
                   resample_filter=self.resample_filter, use_fp16=self.use_fp16,
-                  conv_clamp=self.conv_clamp, impl=self.impl)
+                  conv_clamp=self.conv_clamp, impl=self.impl, fp16_dtype=self.fp16_dtype)
     return config
 
 
@@ -159,16 +161,18 @@ class Discriminator(keras.Model):
 
   Built at construction (every shape follows from the arguments). Mixed precision (off by
   default): num_fp16_res > 0 runs the blocks of the num_fp16_res highest resolutions (>= 8x8)
-  in float16; conv_clamp clamps every conv output. The epilogue (4x4, logits) is float32.
+  in fp16_dtype (float16 or bfloat16); conv_clamp clamps every conv output. The epilogue
+  (4x4, logits) is float32.
   """
 
   def __init__(self, c_dim=0, img_resolution=1024, img_channels=3, architecture='resnet',
                fmap_base=16384, fmap_decay=1.0, fmap_min=1, fmap_max=512, activation='lrelu',
                mbstd_group_size=4, mbstd_num_features=1, resample_filter=(1, 3, 3, 1),
-               num_fp16_res=0, conv_clamp=None, impl='auto', **kwargs):
+               num_fp16_res=0, conv_clamp=None, impl='auto', fp16_dtype='float16', **kwargs):
     super().__init__(**kwargs)
     self.num_fp16_res, self.conv_clamp = check_mixed_precision(num_fp16_res, conv_clamp,
                                                                'Discriminator')
+    self.fp16_dtype = check_fp16_dtype(fp16_dtype, 'Discriminator')
     check_architecture(architecture, 'Discriminator')
     self.c_dim = int(c_dim)
     self.img_resolution = check_resolution(img_resolution, 'Discriminator')
@@ -193,7 +197,7 @@ class Discriminator(keras.Model):
           nf(k - 1), nf(k - 2), 2 ** k, self.img_channels, architecture, is_top=k == log2,
           activation=activation, resample_filter=self.resample_filter,
           use_fp16=2 ** k >= fp16_res, conv_clamp=self.conv_clamp, impl=impl,
-          name=f'b{2 ** k}'))
+          fp16_dtype=self.fp16_dtype, name=f'b{2 ** k}'))
     self.epilogue = DiscriminatorEpilogue(
         nf(1), nf(0), self.img_channels, self.c_dim, architecture,
         mbstd_group_size=self.mbstd_group_size, mbstd_num_features=self.mbstd_num_features,
@@ -236,5 +240,5 @@ class Discriminator(keras.Model):
                   mbstd_group_size=self.mbstd_group_size,
                   mbstd_num_features=self.mbstd_num_features,
                   resample_filter=self.resample_filter, num_fp16_res=self.num_fp16_res,
-                  conv_clamp=self.conv_clamp, impl=self.impl)
+                  conv_clamp=self.conv_clamp, impl=self.impl, fp16_dtype=self.fp16_dtype)
     return config

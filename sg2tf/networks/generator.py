@@ -18,7 +18,7 @@ class Generator(keras.Model):
   `G.mapping.update_w_avg(ws)` (or `update_w_avg=True` in the call), on the mapping output
   before mixing, as the official G_main does.
 
-  num_fp16_res / conv_clamp: mixed precision of the synthesis network (SynthesisNetwork);
+  num_fp16_res / conv_clamp / fp16_dtype: mixed precision of the synthesis network;
   the mapping network is always float32. Defaults: off (exact float32).
   """
 
@@ -27,7 +27,7 @@ class Generator(keras.Model):
                mapping_activation='lrelu', normalize_z=True, w_avg_beta=0.995,
                architecture='skip', fmap_base=16384, fmap_decay=1.0, fmap_min=1, fmap_max=512,
                activation='lrelu', resample_filter=(1, 3, 3, 1), num_fp16_res=0, conv_clamp=None,
-               impl='auto', **kwargs):
+               impl='auto', fp16_dtype='float16', **kwargs):
     super().__init__(**kwargs)
     self.z_dim, self.c_dim, self.w_dim = int(z_dim), int(c_dim), int(w_dim)
     self.img_resolution, self.img_channels = int(img_resolution), int(img_channels)
@@ -42,12 +42,14 @@ class Generator(keras.Model):
         activation=activation,
         resample_filter=None if resample_filter is None else [float(v) for v in resample_filter],
         num_fp16_res=int(num_fp16_res),
-        conv_clamp=None if conv_clamp is None else float(conv_clamp), impl=impl)
+        conv_clamp=None if conv_clamp is None else float(conv_clamp), impl=impl,
+        fp16_dtype=tf.as_dtype(fp16_dtype).name)
     self.synthesis = SynthesisNetwork(
         w_dim=self.w_dim, img_resolution=self.img_resolution, img_channels=self.img_channels,
         fmap_base=fmap_base, fmap_decay=fmap_decay, fmap_min=fmap_min, fmap_max=fmap_max,
         architecture=architecture, activation=activation, resample_filter=resample_filter,
-        num_fp16_res=num_fp16_res, conv_clamp=conv_clamp, impl=impl, name='synthesis')
+        num_fp16_res=num_fp16_res, conv_clamp=conv_clamp, impl=impl, fp16_dtype=fp16_dtype,
+        name='synthesis')
     self.num_ws = self.synthesis.num_ws
     self.mapping = MappingNetwork(
         z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, num_ws=self.num_ws,

@@ -32,24 +32,36 @@ def check_mixed_precision(num_fp16_res, conv_clamp, who):
   return int(num_fp16_res), None if conv_clamp is None else float(conv_clamp)
 
 
+FP16_DTYPES = ('float16', 'bfloat16')
+
+
+def check_fp16_dtype(fp16_dtype, who):
+  """The low-precision dtype name of the num_fp16_res blocks: float16 or bfloat16."""
+  name = tf.as_dtype(fp16_dtype).name
+  if name not in FP16_DTYPES:
+    raise ValueError(f'{who}: fp16_dtype must be one of {FP16_DTYPES}, got {fp16_dtype!r}')
+  return name
+
+
 class SynthesisBlock(keras.layers.Layer):
   """One resolution: [const] or [Conv0_up], Conv1, [Skip], [ToRGB].
 
   w indices (official): Conv0_up = 2k-5, Conv1 = 2k-4, ToRGB = 2k-3 at resolution 2**k;
   at 4x4 Conv = 0 and ToRGB = 1. The block receives ws[:, first:first + num_ws].
 
-  use_fp16: activations x in float16 (weights stay float32, cast at use; ws and the ToRGB
-  image sum stay float32). conv_clamp: clamp every conv output to [-conv_clamp, conv_clamp]
+  use_fp16: activations x in fp16_dtype, float16 or bfloat16 (weights stay float32, cast at
+  use; ws and the ToRGB image sum stay float32). conv_clamp: clamp every conv output to [-conv_clamp, conv_clamp]
   (StyleGAN2-ADA uses 256 with mixed precision); None = no clamp (official StyleGAN2).
   """
 
   def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, architecture,
                is_last, activation='lrelu', resample_filter=(1, 3, 3, 1), use_fp16=False,
-               conv_clamp=None, impl='auto', **kwargs):
+               conv_clamp=None, impl='auto', fp16_dtype='float16', **kwargs):
     super().__init__(**kwargs)
     self.use_fp16 = bool(use_fp16)
+    self.fp16_dtype = check_fp16_dtype(fp16_dtype, 'SynthesisBlock')
     self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
-    self.compute_dtype_ = tf.float16 if self.use_fp16 else tf.float32
+    self.compute_dtype_ = tf.as_dtype(self.fp16_dtype) if self.use_fp16 else tf.float32
     # Keras would cast float16 inputs back to the float32 policy: the layers keep our dtype.
     sub = dict(autocast=not self.use_fp16)
     self.in_channels, self.out_channels = int(in_channels), int(out_channels)
@@ -128,7 +140,8 @@ class SynthesisBlock(keras.layers.Layer):
                   resolution=self.resolution, img_channels=self.img_channels,
                   architecture=self.architecture, is_last=self.is_last,
                   activation=self.activation, resample_filter=self.resample_filter,
-                  use_fp16=self.use_fp16, conv_clamp=self.conv_clamp, impl=self.impl)
+                  use_fp16=self.use_fp16, conv_clamp=self.conv_clamp, impl=self.impl,
+                  fp16_dtype=self.fp16_dtype)
     return config
 
 
@@ -146,17 +159,20 @@ class SynthesisNetwork(keras.layers.Layer):
   buffers live in the layers (`noise_const`), one per conv, in official order.
 
   Mixed precision (off by default): num_fp16_res > 0 computes the blocks of the
-  num_fp16_res highest resolutions (>= 8x8) in float16, conv_clamp clamps every conv
-  output (256 in StyleGAN2-ADA). The defaults (0, None) are the exact float32 network.
+  num_fp16_res highest resolutions (>= 8x8) in fp16_dtype (float16, or bfloat16: the same
+  scheme), conv_clamp clamps every conv output (256 in StyleGAN2-ADA). A num_fp16_res of
+  log2(R) - 2 or more puts every block from 8x8 up in low precision; the 4x4 block stays
+  float32. The defaults (0, None) are the exact float32 network.
   """
 
   def __init__(self, w_dim=512, img_resolution=1024, img_channels=3, fmap_base=16384,
                fmap_decay=1.0, fmap_min=1, fmap_max=512, architecture='skip', activation='lrelu',
                resample_filter=(1, 3, 3, 1), num_fp16_res=0, conv_clamp=None, impl='auto',
-               **kwargs):
+               fp16_dtype='float16', **kwargs):
     super().__init__(**kwargs)
     self.num_fp16_res, self.conv_clamp = check_mixed_precision(num_fp16_res, conv_clamp,
                                                                'SynthesisNetwork')
+    self.fp16_dtype = check_fp16_dtype(fp16_dtype, 'SynthesisNetwork')
     check_architecture(architecture, 'SynthesisNetwork')
     self.w_dim = int(w_dim)
     self.img_resolution = check_resolution(img_resolution, 'SynthesisNetwork')
@@ -178,7 +194,7 @@ class SynthesisNetwork(keras.layers.Layer):
           resolution=2 ** k, img_channels=self.img_channels, architecture=architecture,
           is_last=k == log2, activation=activation, resample_filter=self.resample_filter,
           use_fp16=2 ** k >= fp16_res, conv_clamp=self.conv_clamp, impl=impl,
-          name=f'b{2 ** k}'))
+          fp16_dtype=self.fp16_dtype, name=f'b{2 ** k}'))
 
   @property
   def blocks(self):
@@ -229,5 +245,5 @@ class SynthesisNetwork(keras.layers.Layer):
                   fmap_decay=self.fmap_decay, fmap_min=self.fmap_min, fmap_max=self.fmap_max,
                   architecture=self.architecture, activation=self.activation,
                   resample_filter=self.resample_filter, num_fp16_res=self.num_fp16_res,
-                  conv_clamp=self.conv_clamp, impl=self.impl)
+                  conv_clamp=self.conv_clamp, impl=self.impl, fp16_dtype=self.fp16_dtype)
     return config

@@ -23,6 +23,11 @@ from sg2tf import configs as net_configs
 
 STRATEGIES = ('mirrored', 'multi_worker', 'default')
 IMPLS = ('auto', 'custom', 'ref')
+PRECISIONS = ('float32', 'float16', 'bfloat16')
+AUG_MODES = ('noaug', 'ada', 'fixed')
+# Names of sg2tf.training.augment.PIPELINES (listed here so flags are checked before TF loads).
+AUG_PIPES = ('blit', 'geom', 'color', 'filter', 'noise', 'cutout', 'bg', 'bgc', 'bgcf', 'bgcfn',
+             'bgcfnc')
 CONFIG_NAME = 'config.json'
 # Official tick length (kimg) by training resolution (training_schedule's tick_kimg_dict).
 _TICK_KIMG = {8: 28, 16: 24, 32: 20, 64: 16, 128: 12, 256: 8, 512: 6, 1024: 4}
@@ -52,6 +57,18 @@ class OptimizerConfig:
   beta1: float = 0.0
   beta2: float = 0.99
   epsilon: float = 1e-8
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+  """Discriminator augmentation (StyleGAN2-ADA): off by default, so the paper configs train as
+  published. ada: p tuned toward `target`; fixed: p stays at `p`."""
+  mode: str = 'noaug'               # noaug | ada | fixed
+  pipe: str = 'bgc'                 # A pipeline of sg2tf.training.augment.PIPELINES.
+  p: float = 0.0                    # Initial (ada) or constant (fixed) strength.
+  target: float = 0.6               # ADA target of r_t = E[sign(D(real))].
+  interval: int = 4                 # Minibatches between adjustments.
+  kimg: float = 500.0               # kimg for p to move by 1.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,12 +103,19 @@ class TrainConfig:
   mixed_precision: bool = False     # float16 in the num_fp16_res highest G/D resolutions.
   num_fp16_res: int = 4             # Used only with mixed_precision (StyleGAN2-ADA's default).
   conv_clamp: Optional[float] = 256.0  # Used only with mixed_precision; None: no clamp.
+  # float32, or the dtype of the num_fp16_res highest blocks (float16 / bfloat16). resolve_config
+  # keeps it and mixed_precision consistent (mixed_precision=True alone means float16).
+  precision: str = 'float32'
+  augment: AugmentConfig = AugmentConfig()
+  batch_gpu: Optional[int] = None   # Images per replica per pass (gradient accumulation).
+  jit: bool = False                 # XLA-compile each phase's passes (reference ops).
 
   def net_kwargs(self):
     """Extra G / D constructor arguments: mixed precision, or none (exact float32)."""
     if not self.mixed_precision:
       return {}
-    return dict(num_fp16_res=self.num_fp16_res, conv_clamp=self.conv_clamp)
+    return dict(num_fp16_res=self.num_fp16_res, conv_clamp=self.conv_clamp,
+                fp16_dtype=self.precision if self.precision != 'float32' else 'float16')
   tick_kimg: Optional[float] = None  # None: the official length for the resolution.
   image_snapshot_ticks: int = 1
   checkpoint_ticks: int = 2
@@ -150,7 +174,8 @@ def _from_dict(cls, d):
 
 
 _TYPES = {'data': DataConfig, 'G': net_configs.GeneratorConfig,
-          'D': net_configs.DiscriminatorConfig, 'loss': LossConfig, 'optimizer': OptimizerConfig}
+          'D': net_configs.DiscriminatorConfig, 'loss': LossConfig, 'optimizer': OptimizerConfig,
+          'augment': AugmentConfig}
 
 
 def lazy_adam_hparams(opt: OptimizerConfig, interval: int, lazy: bool = True):
@@ -197,6 +222,13 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
            'data/dataset_tool.py).')
   _require(cfg.strategy in STRATEGIES, f'--strategy={cfg.strategy!r}: use one of {STRATEGIES}.')
   _require(cfg.impl in IMPLS, f'--impl={cfg.impl!r}: use one of {IMPLS}.')
+  cfg = _resolve_precision(cfg)
+  _check_augment(cfg.augment)
+  _require(cfg.batch_gpu is None or cfg.batch_gpu >= 1,
+           f'--batch_gpu={cfg.batch_gpu} must be >= 1.')
+  _require(not (cfg.jit and cfg.impl == 'custom'),
+           '--jit compiles the reference ops (XLA cannot compile the custom ops); drop '
+           '--impl=custom or --jit.')
   _require(cfg.batch_size >= 1, f'--batch_size={cfg.batch_size} must be >= 1.')
   _require(cfg.num_fp16_res >= 0, f'--num_fp16_res={cfg.num_fp16_res} must be >= 0.')
   _require(cfg.conv_clamp is None or cfg.conv_clamp > 0,
@@ -263,23 +295,48 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
   return dataclasses.replace(cfg, data=data, G=g, D=d)
 
 
+def _resolve_precision(cfg: TrainConfig) -> TrainConfig:
+  """--mixed_precision is --precision=float16; mixed_precision <=> precision != float32."""
+  _require(cfg.precision in PRECISIONS,
+           f'--precision={cfg.precision!r}: use one of {", ".join(PRECISIONS)}.')
+  precision = cfg.precision
+  if cfg.mixed_precision and precision == 'float32':
+    precision = 'float16'
+  return dataclasses.replace(cfg, precision=precision, mixed_precision=precision != 'float32')
+
+
+def _check_augment(aug: AugmentConfig) -> None:
+  _require(aug.mode in AUG_MODES, f'--aug={aug.mode!r}: use one of {", ".join(AUG_MODES)}.')
+  _require(aug.pipe in AUG_PIPES, f'--augpipe={aug.pipe!r}: use one of {", ".join(AUG_PIPES)}.')
+  _require(aug.p >= 0, f'--p={aug.p} must be >= 0.')
+  _require(0 <= aug.target <= 1, f'--target={aug.target} must be in [0, 1].')
+  _require(aug.interval >= 1, f'--ada_interval={aug.interval} must be >= 1.')
+  _require(aug.kimg > 0, f'--ada_kimg={aug.kimg} must be > 0.')
+
+
 def check_replicas(cfg: TrainConfig, num_replicas: int) -> None:
-  """Rejects a minibatch that does not split evenly over the replicas."""
+  """Rejects a minibatch that does not split evenly over the replicas (and chunks)."""
   n = cfg.batch_size
   _require(n % num_replicas == 0,
            f'--batch_size={n} is not divisible by the {num_replicas} replicas; use a multiple '
            f'of {num_replicas}.')
   per = n // num_replicas
+  if cfg.batch_gpu is not None:
+    _require(cfg.batch_gpu <= per and per % cfg.batch_gpu == 0,
+             f'--batch_gpu={cfg.batch_gpu}: the {per} images per replica (--batch_size={n} '
+             f'over {num_replicas} replicas) must be a multiple of it.')
+    per = cfg.batch_gpu  # Chunks are what the minibatch-stddev groups and Greg see.
+  where = (f'--batch_gpu={per}' if cfg.batch_gpu is not None else
+           f'--batch_size={n}: {per} images per replica')
   if cfg.loss.pl_weight > 0:
     _require(per % cfg.loss.pl_batch_shrink == 0,
-             f'--batch_size={n}: {per} images per replica do not split by '
-             f'--pl_batch_shrink={cfg.loss.pl_batch_shrink}; use a batch that is a multiple of '
-             f'{num_replicas * cfg.loss.pl_batch_shrink}.')
+             f'{where} do not split by --pl_batch_shrink={cfg.loss.pl_batch_shrink}; use a '
+             f'multiple of {cfg.loss.pl_batch_shrink} images per replica (and per chunk).')
   g = cfg.D.mbstd_group_size
   if g > 1:
     _require(per % min(g, per) == 0,
-             f'--batch_size={n}: {per} images per replica are not divisible by the minibatch '
-             f'stddev group size {g} (--mbstd_group_size); use a multiple of {g} per replica.')
+             f'{where} are not divisible by the minibatch stddev group size {g} '
+             f'(--mbstd_group_size); use a multiple of {g} per replica (and per chunk).')
 
 
 def _checkpoint_exists(prefix: str) -> bool:

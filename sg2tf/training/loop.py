@@ -24,6 +24,8 @@ import tensorflow as tf
 from sg2tf import dataset as sg2tf_dataset
 from sg2tf.networks import Discriminator, Generator
 from sg2tf.networks import serialization
+from sg2tf.training import ada as ada_lib
+from sg2tf.training import augment as augment_lib
 from sg2tf.training import checkpointing
 from sg2tf.training import config as config_lib
 from sg2tf.training import distribute
@@ -69,6 +71,8 @@ class Trainer:
       self.g_opt.build(self.G.trainable_variables)
       self.d_opt.build(self.D.trainable_variables)
       self.pl_mean = tf.Variable(0.0, trainable=False, name='pl_mean')
+      # Augmentation strength p: read by the phases on every replica, set by the loop (ADA).
+      self.augment_p = tf.Variable(float(cfg.augment.p), trainable=False, name='augment_p')
     # Counters and the random stream live outside the strategy (one copy, cross-replica use).
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
     self.nimg = tf.Variable(0, dtype=tf.int64, trainable=False, name='nimg')
@@ -92,16 +96,22 @@ class Trainer:
     else:
       self.iterator = iter(sg2tf_dataset.distribute(strategy, self.info, cfg.batch_size,
                                                     cfg.resolution, **data_kwargs))
+    self.augment, self.ada = self._make_augment()
     self.phases = phases_lib.Phases(
         strategy, self.G, self.D, self.G_ema, self.g_opt, self.d_opt, self.pl_mean, self.rng,
-        global_batch=cfg.batch_size, loss_cfg=cfg.loss, label_table=label_table, impl=cfg.impl,
-        mixed_precision=cfg.mixed_precision)
+        global_batch=cfg.batch_size, loss_cfg=cfg.loss, label_table=label_table,
+        impl='ref' if cfg.jit else cfg.impl, jit_compile=cfg.jit,
+        mixed_precision=cfg.mixed_precision, batch_gpu=cfg.batch_gpu, augment=self.augment,
+        augment_p=self.augment_p)
 
     trackables = dict(G=self.G, D=self.D, G_ema=self.G_ema, G_opt=self.g_opt, D_opt=self.d_opt,
                       pl_mean=self.pl_mean, step=self.step, nimg=self.nimg, tick=self.tick,
                       elapsed_sec=self.elapsed, rng=self.rng)
     if self.save_data_state:
       trackables['data'] = self.iterator
+    if self.augment is not None:
+      # Only with augmentation, so noaug runs keep reading checkpoints written before it.
+      trackables.update(augment_p=self.augment_p, ada_signs=self.ada.stats)
     worker_id = 0 if self.chief else getattr(strategy.cluster_resolver, 'task_id', 1)
     self.checkpointer = checkpointing.Checkpointer(cfg.run_dir, cfg.keep_checkpoints,
                                                    chief=self.chief, worker_id=worker_id,
@@ -120,6 +130,21 @@ class Trainer:
     lr, b1, b2 = hparams
     return keras.optimizers.Adam(learning_rate=lr, beta_1=b1, beta_2=b2,
                                  epsilon=self.cfg.optimizer.epsilon, name=name)
+
+  def _make_augment(self):
+    """(AugmentPipe or None, AdaController or None) for cfg.augment."""
+    cfg, aug = self.cfg, self.cfg.augment
+    if aug.mode == 'noaug':
+      return None, None
+    pipe = augment_lib.AugmentPipe(aug.pipe, xla=cfg.jit)
+    try:
+      pipe.check_shape(cfg.resolution, cfg.resolution, cfg.data.channels)
+    except ValueError as e:
+      raise ConfigError(f'--augpipe={aug.pipe}: {e}') from None
+    controller = ada_lib.AdaController(self.augment_p, aug.target, cfg.batch_size,
+                                       interval=aug.interval, kimg=aug.kimg,
+                                       adaptive=aug.mode == 'ada')
+    return pipe, controller
 
   def _check_run_dir(self):
     cfg = self.cfg
@@ -208,11 +233,20 @@ class Trainer:
     if ph.lazy and ph.use_pl and step % cfg.loss.g_reg_interval == 0:
       metrics.update(self._timed('Greg', ph.g_reg))
     beta = tf.constant(self._ema_beta(), tf.float32)
-    metrics.update(self._timed('Dmain', ph.d_main, reals, labels, beta))
+    d_metrics = self._timed('Dmain', ph.d_main, reals, labels, beta)
+    metrics.update(d_metrics)
+    signs = [d_metrics['Loss/signs/real']]
     if ph.lazy and ph.use_r1 and step % cfg.loss.d_reg_interval == 0:
-      metrics.update(self._timed('Dreg', ph.d_reg, reals, labels))
+      r_metrics = self._timed('Dreg', ph.d_reg, reals, labels)
+      signs.append(r_metrics['Loss/signs/real'])
+      metrics.update(r_metrics)
+      metrics['Loss/signs/real'] = float(np.mean(signs))  # Both D steps saw a full batch.
     self.step.assign_add(1)
     self.nimg.assign_add(cfg.batch_size)
+    if self.ada is not None:
+      for s in signs:
+        self.ada.observe(s, cfg.batch_size)
+      self.ada.update(int(self.step.numpy()))
     self.stats.add(metrics)
     return metrics
 
@@ -259,13 +293,15 @@ class Trainer:
     self._tick_start_time, self._tick_start_nimg = now, nimg
     mem = monitoring.peak_memory_gb()
     self.monitor.progress(tick, nimg / 1000, cfg.total_kimg, float(self.elapsed.numpy()),
-                          tick_sec, tick_kimg, mem)
+                          tick_sec, tick_kimg, mem,
+                          augment=None if self.augment is None else float(self.augment_p.numpy()))
     scalars = self.stats.means()
     scalars.update({
         'Loss/pl_mean': float(self.pl_mean.numpy()),
         'Progress/tick': tick, 'Progress/kimg': nimg / 1000,
         'Progress/lr_G': self.g_hparams[0], 'Progress/lr_D': self.d_hparams[0],
         'Progress/ema_beta': self._ema_beta(),
+        'Progress/augment': float(self.augment_p.numpy()) if self.augment is not None else 0.0,
         'Timing/sec_per_tick': tick_sec,
         'Timing/sec_per_kimg': tick_sec / tick_kimg if tick_kimg else 0.0,
         'Timing/img_per_sec': tick_kimg * 1000 / tick_sec if tick_sec > 0 else 0.0,

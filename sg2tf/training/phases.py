@@ -13,15 +13,32 @@ regularisation steps of a network (one optimizer each), as in the official code.
 
 Without lazy regularisation (config b) the penalties join the main phases every minibatch
 with weight 1 and Greg / Dreg are never run.
+
+Options:
+  batch_gpu   each replica runs its share of the minibatch in chunks of batch_gpu and sums
+              the gradients (accumulate.py); the path-length target a and its gradient need
+              the batch mean of the lengths, so with several chunks Greg first computes the
+              lengths of all chunks, then each chunk's gradient with a fixed coefficient per
+              sample (the same gradient, one more forward pass).
+  augment     an AugmentPipe applied to every image D sees (reals, fakes, and inside R1, whose
+              gradient is taken w.r.t. the un-augmented reals), with strength `augment_p` (a
+              variable the loop updates, ADA). Each D call draws its own parameters.
+  jit_compile each chunk's forward and backward pass is compiled with XLA (the reference ops
+              must be used: XLA cannot compile the custom ops); the optimizer and the
+              cross-replica updates around it are not.
 """
 
 from typing import Dict, Optional
 
 import tensorflow as tf
 
+from sg2tf.training import accumulate
 from sg2tf.training import distribute
 from sg2tf.training import losses
 from sg2tf.training import sampling
+
+# Sub-stream keys of the augmentation parameters (beyond sampling.py's).
+_AUG_G, _AUG_REAL, _AUG_FAKE, _AUG_REG = 1001, 1002, 1003, 1004
 
 
 def _sum(strategy, per_replica: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
@@ -51,12 +68,14 @@ class Phases:
   """Builds and runs the phase functions for given networks, optimizers and settings.
 
   Attributes of interest: `g_main`, `g_reg`, `d_main`, `d_reg` (tf.functions; the D ones take
-  the distributed (reals, labels) of the minibatch and d_main also the G_ema beta).
+  the distributed (reals, labels) of the minibatch and d_main also the G_ema beta), and
+  `gradients(phase, ...)` (one phase's gradients on one device, not applied).
   """
 
   def __init__(self, strategy, G, D, G_ema, g_opt, d_opt, pl_mean, rng, *, global_batch: int,
                loss_cfg, label_table: Optional[tf.Tensor] = None, impl='auto',
-               jit_compile: bool = False, mixed_precision: bool = False):
+               jit_compile: bool = False, mixed_precision: bool = False,
+               batch_gpu: Optional[int] = None, augment=None, augment_p=None):
     self.strategy = strategy
     self.G, self.D, self.G_ema = G, D, G_ema
     self.g_opt, self.d_opt = g_opt, d_opt
@@ -72,7 +91,34 @@ class Phases:
     self.use_r1 = loss_cfg.r1_gamma > 0
     self.pl_batch = max(1, self.batch // loss_cfg.pl_batch_shrink)
     self.pl_scale = losses.pl_noise_scale(G.img_resolution)
-    kw = dict(jit_compile=jit_compile, reduce_retracing=True)
+    self.augment, self.augment_p = augment, augment_p
+    if augment is not None and augment_p is None:
+      raise ValueError('Phases: augment needs augment_p (the augmentation strength variable).')
+    replicas = strategy.num_replicas_in_sync
+    local = self.batch // replicas
+    self.batch_gpu = int(batch_gpu or local)
+    if local % self.batch_gpu:
+      raise ValueError(f'Phases: {local} images per replica do not split into chunks of '
+                       f'batch_gpu={self.batch_gpu}.')
+    self.chunks = local // self.batch_gpu
+    local_pl = max(1, self.pl_batch // replicas)
+    self.pl_chunk = min(local_pl, max(1, self.batch_gpu // loss_cfg.pl_batch_shrink))
+    if local_pl % self.pl_chunk:
+      raise ValueError(f'Phases: {local_pl} path-length samples per replica do not split into '
+                       f'chunks of {self.pl_chunk} (batch_gpu / pl_batch_shrink).')
+    self.pl_chunks = local_pl // self.pl_chunk
+    self.jit = bool(jit_compile)
+    # The one-pass path-length gradient all-reduces inside the differentiated function; XLA
+    # cannot compile that, and chunks cannot see each other: both use the two-pass form.
+    self.pl_two_pass = self.pl_chunks > 1 or self.jit
+    chunk_fns = ('_g_main_chunk', '_d_main_chunk', '_d_reg_chunk', '_pl_lengths_chunk',
+                 '_pl_grad_chunk', '_pl_one_pass')
+    for name in chunk_fns:
+      fn = getattr(self, name)
+      if self.jit:
+        fn = tf.function(fn, jit_compile=True, reduce_retracing=True)
+      setattr(self, name, fn)
+    kw = dict(reduce_retracing=True)
     self.g_main = tf.function(self._g_main, **kw)
     self.g_reg = tf.function(self._g_reg, **kw)
     self.d_main = tf.function(self._d_main, **kw)
@@ -118,7 +164,10 @@ class Phases:
     return _sum(self.strategy, metrics)
 
   def _d_reg(self, reals, labels):
-    metrics = self.strategy.run(self._d_reg_replica, args=(reals, labels))
+    # Only augmentation is random here: without it no seed is drawn (the stream stays as it
+    # was before augmentation existed).
+    seed = self._seed() if self.augment is not None else None
+    metrics = self.strategy.run(self._d_reg_replica, args=(seed, reals, labels))
     return _sum(self.strategy, metrics)
 
   def update_ema(self, beta):
@@ -126,11 +175,7 @@ class Phases:
 
   # ------------------------------------------------------------------ replica functions
 
-  def _apply(self, opt, loss, tape, variables):
-    grads = tape.gradient(loss, variables)
-    # Like the official optimizer, a variable the term does not depend on (e.g. the last
-    # biases under R1 / path length) gets a zero gradient: Adam's moments still decay.
-    grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+  def _apply(self, opt, grads, variables):
     if self.mixed_precision:
       # As StyleGAN2-ADA: a float16 overflow in one backward pass zeroes / bounds that
       # gradient entry instead of poisoning Adam's moments. (Gradients are float32 already:
@@ -139,81 +184,197 @@ class Phases:
                for g in grads]
     opt.apply_gradients(zip(grads, variables))
 
-  def _pl_terms(self, seed, weight_factor):
-    """(scaled loss, metrics, new pl_mean, batch-mean w) of the path-length regulariser."""
-    G, n = self.G, self.pl_batch
-    inputs = sampling.generator_inputs(G, seed, n, self.loss.style_mixing_prob,
-                                       self.label_table)
-    ws, w_mean = sampling.mapping(G, inputs, self.impl)
-    y = sampling.pl_noise(seed, n, G.img_resolution, G.img_channels, self.pl_scale)
-    _, lengths = losses.path_lengths(lambda w: sampling.synthesis(G, w, inputs, self.impl),
-                                     ws, y)
-    penalty, new_mean = losses.pl_penalty(lengths, tf.identity(self.pl_mean),
-                                          self.loss.pl_decay)
-    reg = penalty * self.loss.pl_weight
-    total = losses.scale_to_global(reg * weight_factor, n)
-    metrics = {'Loss/pl_lengths': losses.scale_to_global(lengths, n),
-               'Loss/pl_penalty': losses.scale_to_global(penalty, n),
-               'Loss/G/reg': losses.scale_to_global(reg, n)}
-    return total, metrics, new_mean, w_mean
+  def _aug_params(self, seed, key, global_n):
+    """This replica's rows of the augmentation draws for a global batch (None: no augment)."""
+    if self.augment is None:
+      return None
+    shape = (self.G.img_resolution, self.G.img_resolution, self.G.img_channels)
+    params = self.augment.sample(sampling.fold(seed, key), global_n, shape)
+    return tf.nest.map_structure(lambda t: sampling.replica_rows(t, global_n), params)
 
-  def _g_main_replica(self, seed):
-    G, D = self.G, self.D
-    inputs = sampling.generator_inputs(G, seed, self.batch, self.loss.style_mixing_prob,
+  def _run_D(self, images, labels, aug):
+    if self.augment is not None:
+      images = self.augment(images, aug, tf.identity(self.augment_p))
+    return self.D(images, labels, impl=self.impl)
+
+  def _split(self, num, size, fn, *structs):
+    """sum over chunks i of fn(*rows of structs for chunk i)."""
+    return accumulate.sum_over_chunks(
+        num, lambda i: fn(*accumulate.rows(structs, i * size, size)))
+
+  def _g_main_grads(self, seed):
+    inputs = sampling.generator_inputs(self.G, seed, self.batch, self.loss.style_mixing_prob,
                                        self.label_table)
+    aug = self._aug_params(seed, _AUG_G, self.batch)
+    grads, metrics, w_mean = self._split(self.chunks, self.batch_gpu, self._g_main_chunk,
+                                         _as_tuple(inputs), aug)
+    w_means = [w_mean / self.chunks]
     pl_mean = None
+    if not self.lazy and self.use_pl:
+      g2, pl_metrics, pl_mean, w2 = self._pl_grads(sampling.fold(seed, 99), 1.0)
+      grads = [a + b for a, b in zip(grads, g2)]
+      metrics.update(pl_metrics)
+      w_means.append(w2)
+    return grads, metrics, w_means, pl_mean
+
+  def _g_main_chunk(self, inputs, aug):
+    G = self.G
+    inputs = sampling.GeneratorInputs(*inputs)
     with tf.GradientTape() as tape:
       images, _, w_mean = sampling.generate(G, inputs, self.impl)
-      logits = D(images, inputs.labels, impl=self.impl)
+      logits = self._run_D(images, inputs.labels, aug)
       total = losses.scale_to_global(losses.g_main_loss(logits), self.batch)
-      metrics = {'Loss/G/loss': total}
-      w_means = [w_mean]
-      if not self.lazy and self.use_pl:
-        reg, pl_metrics, pl_mean, w2 = self._pl_terms(sampling.fold(seed, 99), 1.0)
-        total = total + reg
-        metrics.update(pl_metrics)
-        w_means.append(w2)
-    self._apply(self.g_opt, total, tape, G.trainable_variables)
+    return accumulate.gradients(tape, total, G.trainable_variables), {'Loss/G/loss': total}, w_mean
+
+  def _g_main_replica(self, seed):
+    grads, metrics, w_means, pl_mean = self._g_main_grads(seed)
+    self._apply(self.g_opt, grads, self.G.trainable_variables)
     return metrics, w_means, pl_mean
 
-  def _g_reg_replica(self, seed):
+  def _pl_grads(self, seed, weight_factor):
+    """(grads, metrics, new pl_mean, batch-mean w) of the path-length regulariser."""
+    G, n = self.G, self.pl_batch
+    inputs = _as_tuple(sampling.generator_inputs(G, seed, n, self.loss.style_mixing_prob,
+                                                 self.label_table))
+    y = sampling.pl_noise(seed, n, G.img_resolution, G.img_channels, self.pl_scale)
+    weight = float(weight_factor) * self.loss.pl_weight
+    if not self.pl_two_pass:
+      return self._pl_one_pass(inputs, y, tf.identity(self.pl_mean), weight)
+    # Pass 1: the batch mean of the lengths over all chunks and replicas, hence the new a.
+    total = self._split(self.pl_chunks, self.pl_chunk, self._pl_lengths_chunk, inputs, y)
+    batch_mean = distribute.all_reduce_mean(total / (self.pl_chunks * self.pl_chunk))
+    old = tf.identity(self.pl_mean)
+    new_mean = old + self.loss.pl_decay * (batch_mean - old)
+    # Pass 2: d/dl_i of sum_j (l_j - a)^2 with a depending on every l_j through the batch mean
+    # is 2 ((l_i - a) - decay (mean - a)); each chunk back-propagates that fixed coefficient.
+    grads, metrics, w_mean = self._split(
+        self.pl_chunks, self.pl_chunk,
+        lambda inp, yi: self._pl_grad_chunk(inp, yi, new_mean, batch_mean, weight), inputs, y)
+    return grads, metrics, new_mean, w_mean / self.pl_chunks
+
+  def _pl_lengths(self, inputs, y):
+    G = self.G
+    inputs = sampling.GeneratorInputs(*inputs)
+    ws, w_mean = sampling.mapping(G, inputs, self.impl)
+    _, lengths = losses.path_lengths(lambda w: sampling.synthesis(G, w, inputs, self.impl),
+                                     ws, y)
+    return lengths, w_mean
+
+  def _pl_metrics(self, lengths, penalty):
+    n = self.pl_batch
+    return {'Loss/pl_lengths': losses.scale_to_global(lengths, n),
+            'Loss/pl_penalty': losses.scale_to_global(penalty, n),
+            'Loss/G/reg': losses.scale_to_global(penalty * self.loss.pl_weight, n)}
+
+  def _pl_one_pass(self, inputs, y, pl_mean, weight):
     with tf.GradientTape() as tape:
-      total, metrics, pl_mean, w_mean = self._pl_terms(seed, float(self.loss.g_reg_interval))
-    self._apply(self.g_opt, total, tape, self.G.trainable_variables)
+      lengths, w_mean = self._pl_lengths(inputs, y)
+      penalty, new_mean = losses.pl_penalty(lengths, pl_mean, self.loss.pl_decay)
+      total = losses.scale_to_global(penalty * weight, self.pl_batch)
+    grads = accumulate.gradients(tape, total, self.G.trainable_variables)
+    return grads, self._pl_metrics(lengths, penalty), new_mean, w_mean
+
+  def _pl_lengths_chunk(self, inputs, y):
+    return tf.reduce_sum(self._pl_lengths(inputs, y)[0])
+
+  def _pl_grad_chunk(self, inputs, y, new_mean, batch_mean, weight):
+    with tf.GradientTape() as tape:
+      lengths, w_mean = self._pl_lengths(inputs, y)
+      coef = tf.stop_gradient(2 * ((lengths - new_mean) -
+                                   self.loss.pl_decay * (batch_mean - new_mean)))
+      total = losses.scale_to_global(coef * lengths * weight, self.pl_batch)
+    grads = accumulate.gradients(tape, total, self.G.trainable_variables)
+    return grads, self._pl_metrics(lengths, tf.square(lengths - new_mean)), w_mean
+
+  def _g_reg_grads(self, seed):
+    return self._pl_grads(seed, float(self.loss.g_reg_interval))
+
+  def _g_reg_replica(self, seed):
+    grads, metrics, pl_mean, w_mean = self._g_reg_grads(seed)
+    self._apply(self.g_opt, grads, self.G.trainable_variables)
     return metrics, w_mean, pl_mean
 
-  def _d_main_replica(self, seed, reals, labels):
-    G, D = self.G, self.D
-    inputs = sampling.generator_inputs(G, seed, self.batch, self.loss.style_mixing_prob)
+  def _d_main_grads(self, seed, reals, labels):
+    inputs = sampling.generator_inputs(self.G, seed, self.batch, self.loss.style_mixing_prob)
     inputs.labels = labels
+    aug = (self._aug_params(seed, _AUG_REAL, self.batch),
+           self._aug_params(seed, _AUG_FAKE, self.batch))
+    grads, metrics, w_mean = self._split(self.chunks, self.batch_gpu, self._d_main_chunk,
+                                         _as_tuple(inputs), reals, aug)
+    return grads, metrics, w_mean / self.chunks
+
+  def _d_main_chunk(self, inputs, reals, aug):
+    G, D = self.G, self.D
+    inputs = sampling.GeneratorInputs(*inputs)
+    labels = inputs.labels
+    aug_real, aug_fake = aug
     fakes, _, w_mean = sampling.generate(G, inputs, self.impl)
     fakes = tf.stop_gradient(fakes)
+    d_real = lambda x, c, impl=None: self._run_D(x, c, aug_real)  # pylint: disable=unnecessary-lambda-assignment
     with tf.GradientTape() as tape:
       if not self.lazy and self.use_r1:
-        real_logits, gp = losses.r1_penalty(D, reals, labels, self.impl)
+        real_logits, gp = losses.r1_penalty(d_real, reals, labels, self.impl)
       else:
-        real_logits = D(reals, labels, impl=self.impl)
-      fake_logits = D(fakes, labels, impl=self.impl)
+        real_logits = d_real(reals, labels)
+      fake_logits = self._run_D(fakes, labels, aug_fake)
       total = losses.scale_to_global(losses.d_main_loss(real_logits, fake_logits), self.batch)
       metrics = {'Loss/D/loss': total,
                  'Loss/scores/real': losses.scale_to_global(
                      tf.cast(real_logits[:, 0], tf.float32), self.batch),
                  'Loss/scores/fake': losses.scale_to_global(
-                     tf.cast(fake_logits[:, 0], tf.float32), self.batch)}
+                     tf.cast(fake_logits[:, 0], tf.float32), self.batch),
+                 'Loss/signs/real': _signs(real_logits, self.batch)}
       if not self.lazy and self.use_r1:
         reg = gp * (self.loss.r1_gamma * 0.5)
         total = total + losses.scale_to_global(reg, self.batch)
         metrics['Loss/r1_penalty'] = losses.scale_to_global(gp, self.batch)
         metrics['Loss/D/reg'] = losses.scale_to_global(reg, self.batch)
-    self._apply(self.d_opt, total, tape, D.trainable_variables)
+    return accumulate.gradients(tape, total, D.trainable_variables), metrics, w_mean
+
+  def _d_main_replica(self, seed, reals, labels):
+    grads, metrics, w_mean = self._d_main_grads(seed, reals, labels)
+    self._apply(self.d_opt, grads, self.D.trainable_variables)
     return metrics, w_mean
 
-  def _d_reg_replica(self, reals, labels):
+  def _d_reg_grads(self, seed, reals, labels):
+    aug = None if seed is None else self._aug_params(seed, _AUG_REG, self.batch)
+    return self._split(self.chunks, self.batch_gpu, self._d_reg_chunk, reals, labels, aug)
+
+  def _d_reg_chunk(self, reals, labels, aug):
     D = self.D
     with tf.GradientTape() as tape:
-      _, gp = losses.r1_penalty(D, reals, labels, self.impl)
+      logits, gp = losses.r1_penalty(lambda x, c, impl=None: self._run_D(x, c, aug), reals,
+                                     labels, self.impl)
       reg = gp * (self.loss.r1_gamma * 0.5)
       total = losses.scale_to_global(reg * float(self.loss.d_reg_interval), self.batch)
-    self._apply(self.d_opt, total, tape, D.trainable_variables)
-    return {'Loss/r1_penalty': losses.scale_to_global(gp, self.batch),
-            'Loss/D/reg': losses.scale_to_global(reg, self.batch)}
+    metrics = {'Loss/r1_penalty': losses.scale_to_global(gp, self.batch),
+               'Loss/D/reg': losses.scale_to_global(reg, self.batch),
+               'Loss/signs/real': _signs(logits, self.batch)}
+    return accumulate.gradients(tape, total, D.trainable_variables), metrics
+
+  def _d_reg_replica(self, seed, reals, labels):
+    grads, metrics = self._d_reg_grads(seed, reals, labels)
+    self._apply(self.d_opt, grads, self.D.trainable_variables)
+    return metrics
+
+  # ------------------------------------------------------------------ inspection
+
+  def gradients(self, phase: str, seed, reals=None, labels=None):
+    """(gradients, metrics) of one phase ('Gmain', 'Greg', 'Dmain', 'Dreg') for one device,
+    without applying them or updating any state. Call outside strategy.run."""
+    fns = {'Gmain': lambda: self._g_main_grads(seed)[:2],
+           'Greg': lambda: self._g_reg_grads(seed)[:2],
+           'Dmain': lambda: self._d_main_grads(seed, reals, labels)[:2],
+           'Dreg': lambda: self._d_reg_grads(
+               seed if self.augment is not None else None, reals, labels)}
+    return tf.function(fns[phase])()
+
+
+def _as_tuple(inputs: sampling.GeneratorInputs):
+  """GeneratorInputs as a plain tuple (for tf.nest and tf.function arguments)."""
+  return (inputs.z, inputs.z2, inputs.cutoff, list(inputs.noise), inputs.labels)
+
+
+def _signs(logits, global_batch):
+  """Sum of sign(D(x_real)) / global batch: the replicas sum to the r_t heuristic of ADA."""
+  return losses.scale_to_global(tf.sign(tf.cast(logits[:, 0], tf.float32)), global_batch)

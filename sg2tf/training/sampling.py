@@ -37,6 +37,11 @@ def _local(x, global_n):
   return x[rid * n:(rid + 1) * n]
 
 
+def replica_rows(x, global_n):
+  """This replica's rows of a tensor drawn for the whole global batch (e.g. augmentation)."""
+  return _local(x, global_n)
+
+
 def global_normal(seed, key, global_n, shape, dtype=tf.float32):
   """This replica's slice of N(0, 1) [global_n, *shape]."""
   x = tf.random.stateless_normal([global_n] + list(shape), seed=fold(seed, key), dtype=dtype)
