@@ -26,6 +26,7 @@ def rows(struct, start, size: int):
   return tf.nest.map_structure(take, struct)
 
 
+@tf.autograph.experimental.do_not_convert
 def sum_over_chunks(num_chunks: int, fn):
   """sum_i fn(i) for i in [0, num_chunks): fn returns a nest of tensors of fixed shapes.
 

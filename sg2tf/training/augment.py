@@ -103,9 +103,21 @@ def filter_bank(lowpass=SYM2, bands=4) -> np.ndarray:
 # --------------------------------------------------------------------------- matrices
 
 def _mat(rows, n):
-  """[n, R, C] float32 from rows of scalars / [n] tensors."""
-  return tf.stack([tf.stack([tf.broadcast_to(tf.cast(e, tf.float32), [n]) for e in row], -1)
-                   for row in rows], -2)
+  """[n, R, C] float32 from rows of Python scalars and [n] tensors (one stack, few ops)."""
+  tensors = [e for row in rows for e in row if isinstance(e, tf.Tensor)]
+  if not tensors:
+    return tf.tile(tf.constant(rows, tf.float32)[tf.newaxis], [n, 1, 1])
+  like = tf.cast(tensors[0], tf.float32)
+  consts = {}
+
+  def elem(e):
+    if isinstance(e, tf.Tensor):
+      return tf.cast(e, tf.float32)
+    if float(e) not in consts:
+      consts[float(e)] = tf.fill(tf.shape(like), float(e))
+    return consts[float(e)]
+  flat = tf.stack([elem(e) for row in rows for e in row], axis=-1)  # [n, R*C]
+  return tf.reshape(flat, [-1, len(rows), len(rows[0])])
 
 
 def translate2d(tx, ty, n):
@@ -334,14 +346,31 @@ class AugmentPipe:
 
   # ------------------------------------------------------------------ random parameters
 
+  # Plain TF code (no Python control flow on tensors): AutoGraph would only spend seconds of
+  # tracing time converting it.
+  @tf.autograph.experimental.do_not_convert
   def sample(self, seed, n: int, shape) -> Dict[str, tf.Tensor]:
     """All random draws of n images of `shape` (H, W, C), independent of p (gates are
     uniforms compared with the probability at apply time). Every entry has n rows."""
     h, w, c = (int(v) for v in shape)
-    key = iter(range(1, 1000))
-    fold = lambda: tf.random.experimental.stateless_fold_in(seed, next(key))  # pylint: disable=unnecessary-lambda-assignment
-    uni = lambda s=(), lo=0.0, hi=1.0: tf.random.stateless_uniform([n, *s], fold(), lo, hi)  # pylint: disable=unnecessary-lambda-assignment
-    nrm = lambda s=(), std=1.0: tf.random.stateless_normal([n, *s], fold(), stddev=std)  # pylint: disable=unnecessary-lambda-assignment
+    # Two draws ([n, 64] uniforms and normals) whose columns are handed out in order: far
+    # fewer graph ops than one seeded draw per parameter.
+    uniforms = tf.random.stateless_uniform([n, 64], tf.random.experimental.stateless_fold_in(
+        seed, 1))
+    normals = tf.random.stateless_normal([n, 64], tf.random.experimental.stateless_fold_in(
+        seed, 2))
+    columns = {'u': tf.unstack(uniforms, axis=1), 'z': tf.unstack(normals, axis=1)}
+    used = {'u': 0, 'z': 0}
+
+    def take(kind, s):
+      width = int(np.prod(s)) if s else 1
+      i = used[kind]
+      used[kind] += width
+      if not s:
+        return columns[kind][i]
+      return tf.reshape(tf.stack(columns[kind][i:i + width], axis=1), [n, *s])
+    uni = lambda s=(), lo=0.0, hi=1.0: lo + (hi - lo) * take('u', s)  # pylint: disable=unnecessary-lambda-assignment
+    nrm = lambda s=(), std=1.0: std * take('z', s)  # pylint: disable=unnecessary-lambda-assignment
     m = self.mult
     out = {'n': tf.zeros([n])}
     if 'xflip' in m:
@@ -375,7 +404,8 @@ class AugmentPipe:
         out[f'imgfilter{i}'] = (uni(), 2.0 ** nrm(std=FILTER_STD))
     if 'noise' in m:
       out['noise'] = (uni(), tf.abs(nrm(std=NOISE_STD)))
-      out['noise_pixels'] = nrm([h, w, c])
+      out['noise_pixels'] = tf.random.stateless_normal(
+          [n, h, w, c], tf.random.experimental.stateless_fold_in(seed, 3))
     if 'cutout' in m:
       out['cutout'] = (uni(), tf.fill([n, 2], CUTOUT_SIZE))
       out['cutout_center'] = uni([2])
@@ -383,6 +413,7 @@ class AugmentPipe:
 
   # ------------------------------------------------------------------ execution
 
+  @tf.autograph.experimental.do_not_convert
   def __call__(self, images, params, p):
     """images [n, H, W, C] (any float dtype, ~[-1, 1]) -> augmented images, same dtype."""
     dtype = images.dtype
