@@ -13,8 +13,15 @@ sec/kimg combines them with the official schedule: per minibatch Gmain + Dmain +
 Dreg / 16 (G_ema is part of Dmain).
 
   python bench/train.py [--cases quickstart,f64] [--impls custom,ref] [--replicas 1,2]
-                        [--reps N] [--runs case:impl:replicas,...]
+                        [--reps N] [--runs case:impl:replicas[:key=value...],...]
                         [--out bench/results/train.json]
+  python bench/train.py --suite batch_gpu   # acc64, batch 32: --batch_gpu 32, 8, 4
+  python bench/train.py --suite precision   # f64 and quickstart: float32, bfloat16, float16
+
+Run options (after the replicas): batch_gpu=N (gradient accumulation in chunks of N per
+replica), precision=float16|bfloat16 (the --num_fp16_res=4 highest blocks; at 64x64 every
+block from 8x8 up), aug=ada (bgc pipeline at p=0.3, fixed). The case `acc64` (64x64 RGB,
+fmap_base 2048, fmap_max 256, batch 32) is sized so that activations dominate the memory.
 
 The whole matrix takes well over 10 minutes on 2 CPU cores (a 64x64 config-f minibatch takes
 minutes there); pick cases with the flags.
@@ -36,14 +43,21 @@ CASES = {
     # name: (resolution, channels, fmap_base, fmap_max, latent, mapping_layers, batch, gamma)
     'quickstart': (32, 1, 512, 64, 128, 4, 16, 1.0),
     'f64': (64, 3, 16384, 512, 512, 8, 8, 10.0),
+    'acc64': (64, 3, 2048, 256, 256, 2, 32, 10.0),
 }
-DEFAULT_REPS = {'quickstart': 4, 'f64': 1}
+DEFAULT_REPS = {'quickstart': 4, 'f64': 1, 'acc64': 2}
+SUITES = {
+    'batch_gpu': ['acc64:custom:1', 'acc64:custom:1:batch_gpu=8', 'acc64:custom:1:batch_gpu=4'],
+    'precision': [f'{case}:custom:1{opt}' for case in ('quickstart', 'f64')
+                  for opt in ('', ':precision=bfloat16', ':precision=float16')],
+}
 
 _CHILD = r'''
 import json, os, resource, sys, tempfile, time
 import numpy as np
 case, impl, replicas, reps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 res, ch, fbase, fmax, latent, mlayers, batch, gamma = json.loads(sys.argv[5])
+opts = json.loads(sys.argv[6])
 import tensorflow as tf
 gpus = tf.config.list_physical_devices('GPU')
 if replicas > 1 and not gpus:
@@ -67,10 +81,17 @@ base = net_configs.get_config('config-f')
 g = dataclasses.replace(base.G, fmap_base=fbase, fmap_max=fmax, z_dim=latent, w_dim=latent,
                         mapping_dim=latent, mapping_layers=mlayers)
 d = dataclasses.replace(base.D, fmap_base=fbase, fmap_max=fmax)
+extra = {}
+if 'batch_gpu' in opts:
+  extra['batch_gpu'] = int(opts['batch_gpu'])
+if 'precision' in opts:
+  extra['precision'] = opts['precision']
+if opts.get('aug') == 'ada':
+  extra['augment'] = config_lib.AugmentConfig(mode='fixed', pipe='bgc', p=0.3)
 cfg = config_lib.resolve_config(config_lib.TrainConfig(
     run_dir=os.path.join(root, 'run'), data=config_lib.DataConfig(os.path.join(root, 'data')),
     G=g, D=d, loss=config_lib.LossConfig(r1_gamma=gamma), batch_size=batch, total_kimg=1000,
-    impl=impl, grid=(2, 2)))
+    impl=impl, grid=(2, 2), **extra))
 if gpus:
   strategy = distribute.make_strategy('mirrored', [f'/gpu:{i}' for i in range(replicas)])
 elif replicas > 1:
@@ -102,6 +123,7 @@ per_batch = ms['Gmain'] + ms['Dmain'] + ms['Greg'] / 4 + ms['Dreg'] / 16
 params = lambda net: int(sum(np.prod(v.shape) for v in net.trainable_variables))
 print('RESULT ' + json.dumps({
     'case': case, 'impl': impl, 'replicas': tr.replicas, 'batch': batch, 'resolution': res,
+    'options': opts, 'batch_gpu': tr.phases.batch_gpu, 'precision': cfg.precision,
     'params_G': params(tr.G), 'params_D': params(tr.D), 'phase_ms': ms,
     'sec_per_kimg': per_batch / batch, 'img_per_sec': 1000 * batch / per_batch,
     'peak_host_mem_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
@@ -109,42 +131,64 @@ print('RESULT ' + json.dumps({
 '''
 
 
-def run_case(case, impl, replicas, reps, timeout):
+def run_case(case, impl, replicas, reps, timeout, opts=None):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
   env['PYTHONPATH'] = str(REPO) + os.pathsep + env.get('PYTHONPATH', '')
   cmd = [sys.executable, '-c', _CHILD, case, impl, str(replicas), str(reps),
-         json.dumps(CASES[case])]
+         json.dumps(CASES[case]), json.dumps(opts or {})]
   t = time.time()
+  load = os.getloadavg()[0]
   try:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO),
                           timeout=timeout, check=False)
   except subprocess.TimeoutExpired:
-    return {'case': case, 'impl': impl, 'replicas': replicas, 'error': f'timeout {timeout}s'}
+    return {'case': case, 'impl': impl, 'replicas': replicas, 'options': opts or {},
+            'error': f'timeout {timeout}s'}
   lines = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')]
   if proc.returncode != 0 or not lines:
     tail = proc.stderr.strip().splitlines()[-1:] or ['?']
-    return {'case': case, 'impl': impl, 'replicas': replicas, 'error': tail[0][:300]}
+    return {'case': case, 'impl': impl, 'replicas': replicas, 'options': opts or {},
+            'error': tail[0][:300]}
   out = json.loads(lines[0][len('RESULT '):])
   out['reps'] = reps
   out['wall_sec'] = round(time.time() - t, 1)
+  out['load_avg_1min_before'] = round(load, 2)
+  out['load_avg_1min_after'] = round(os.getloadavg()[0], 2)
   return out
 
 
 def table(results):
-  head = (f'{"case":<11}{"impl":<7}{"rep":>4}{"sec/kimg":>10}{"img/s":>8}{"Gmain":>9}'
-          f'{"Greg":>9}{"Dmain":>9}{"Dreg":>9}{"peak GB":>9}')
+  head = (f'{"case":<11}{"impl":<7}{"rep":>4}{"options":<22}{"sec/kimg":>10}{"img/s":>8}'
+          f'{"Gmain":>9}{"Greg":>9}{"Dmain":>9}{"Dreg":>9}{"peak GB":>9}')
   rows = [head, '-' * len(head)]
   for r in results:
+    opt = ' ' + ','.join(f'{k}={v}' for k, v in sorted((r.get('options') or {}).items()))
     if 'error' in r:
-      rows.append(f'{r["case"]:<11}{r["impl"]:<7}{r["replicas"]:>4}  error: {r["error"]}')
+      rows.append(f'{r["case"]:<11}{r["impl"]:<7}{r["replicas"]:>4}{opt:<22}  error: '
+                  f'{r["error"]}')
       continue
     p = r['phase_ms']
-    rows.append(f'{r["case"]:<11}{r["impl"]:<7}{r["replicas"]:>4}{r["sec_per_kimg"]:>10.1f}'
-                f'{r["img_per_sec"]:>8.1f}{p["Gmain"]:>9.0f}{p["Greg"]:>9.0f}{p["Dmain"]:>9.0f}'
-                f'{p["Dreg"]:>9.0f}{r["peak_host_mem_gb"]:>9.2f}')
+    rows.append(f'{r["case"]:<11}{r["impl"]:<7}{r["replicas"]:>4}{opt:<22}'
+                f'{r["sec_per_kimg"]:>10.1f}{r["img_per_sec"]:>8.1f}{p["Gmain"]:>9.0f}'
+                f'{p["Greg"]:>9.0f}{p["Dmain"]:>9.0f}{p["Dreg"]:>9.0f}'
+                f'{r["peak_host_mem_gb"]:>9.2f}')
   rows.append('(phase columns: median ms per call; sec/kimg = (Gmain + Dmain + Greg/4 + '
               'Dreg/16) / batch)')
   return '\n'.join(rows)
+
+
+def _cpu_model():
+  try:
+    with open('/proc/cpuinfo', encoding='utf-8') as f:
+      text = f.read()
+  except OSError:
+    return platform.processor()
+  model = next((l.split(':', 1)[1].strip() for l in text.splitlines()
+                if l.startswith('model name')), '?')
+  flags = next((l.split(':', 1)[1].split() for l in text.splitlines()
+                if l.startswith('flags')), [])
+  bf16 = [f for f in flags if f in ('avx512_bf16', 'amx_bf16', 'amx_tile', 'avx512f')]
+  return f'{model} ({", ".join(bf16) or "no AVX-512/AMX"})'
 
 
 def main():
@@ -152,31 +196,45 @@ def main():
   parser.add_argument('--cases', default='quickstart,f64')
   parser.add_argument('--impls', default='custom,ref')
   parser.add_argument('--replicas', default='1,2')
-  parser.add_argument('--runs', default='', help='explicit list case:impl:replicas,... '
-                      '(instead of all combinations of --cases, --impls, --replicas)')
+  parser.add_argument('--runs', default='', help='explicit list '
+                      'case:impl:replicas[:key=value...],... (instead of all combinations of '
+                      '--cases, --impls, --replicas)')
+  parser.add_argument('--suite', choices=sorted(SUITES), default=None,
+                      help='a preset list of runs; writes bench/results/train_<suite>.json')
   parser.add_argument('--reps', type=int, default=None, help='calls per phase (default: '
                       'per case)')
   parser.add_argument('--timeout', type=int, default=900, help='seconds per case')
-  parser.add_argument('--out', default=str(REPO / 'bench' / 'results' / 'train.json'))
+  parser.add_argument('--out', default=None, help='default: bench/results/train.json '
+                      '(train_<suite>.json with --suite)')
   args = parser.parse_args()
-  if args.runs:
+  if args.out is None:
+    name = f'train_{args.suite}.json' if args.suite else 'train.json'
+    args.out = str(REPO / 'bench' / 'results' / name)
+  if args.suite:
+    runs = [tuple(r.split(':')) for r in SUITES[args.suite]]
+  elif args.runs:
     runs = [tuple(r.split(':')) for r in args.runs.split(',')]
   else:
     runs = [(c, i, r) for c in args.cases.split(',') for i in args.impls.split(',')
             for r in args.replicas.split(',')]
   for run in runs:
-    if len(run) != 3 or run[0] not in CASES or run[1] not in ('custom', 'ref', 'auto'):
-      parser.error(f'bad case {":".join(run)!r}: use <{"|".join(CASES)}>:<custom|ref>:<N>')
+    if (len(run) < 3 or run[0] not in CASES or run[1] not in ('custom', 'ref', 'auto') or
+        any('=' not in o or o.split('=')[0] not in ('batch_gpu', 'precision', 'aug')
+            for o in run[3:])):
+      parser.error(f'bad case {":".join(run)!r}: use <{"|".join(CASES)}>:<custom|ref>:<N>'
+                   '[:batch_gpu=N][:precision=float16|bfloat16][:aug=ada]')
   results = []
-  for case, impl, replicas in runs:
-    r = run_case(case, impl, int(replicas), args.reps or DEFAULT_REPS[case], args.timeout)
+  for case, impl, replicas, *options in runs:
+    opts = dict(o.split('=', 1) for o in options)
+    r = run_case(case, impl, int(replicas), args.reps or DEFAULT_REPS[case], args.timeout,
+                 opts)
     results.append(r)
     print(table([r]).splitlines()[2], flush=True)
   print()
   print(table(results))
   meta = {'host': platform.node(), 'machine': platform.machine(), 'cpus': os.cpu_count(),
           'python': platform.python_version(), 'time': time.strftime('%Y-%m-%d %H:%M:%S'),
-          'load_avg_1min': os.getloadavg()[0]}
+          'load_avg_1min': os.getloadavg()[0], 'cpu_model': _cpu_model()}
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)), suffix='.json')
   with os.fdopen(fd, 'w') as f:

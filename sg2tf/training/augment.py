@@ -39,7 +39,7 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
-from sg2tf.custom_ops import resolve_impl, setup_filter, upfirdn2d, upsample2d
+from sg2tf.custom_ops import resolve_impl, setup_filter, upfirdn2d
 
 # Probability multipliers of the official pipelines (NVIDIA's --augpipe names).
 _BLIT = dict(xflip=1, rotate90=1, xint=1)
@@ -460,7 +460,13 @@ class AugmentPipe:
       hi = tf.cast(tf.clip_by_value(hi, 0.0, top), tf.int32)
       mx0, my0, mx1, my1 = lo[0], lo[1], hi[0], hi[1]
     x = tf.pad(x, [[0, 0], [my0, my1], [mx0, mx1], [0, 0]], mode='REFLECT')
-    x = upsample2d(x, self._hz, up=2, impl=self._impl)
+    # upsample2d(x, hz, up=2), one axis at a time: 2 x 12 taps instead of a 12x12 filter.
+    fw = int(self._hz.shape[0])
+    u0, u1 = (fw + 1) // 2, (fw - 2) // 2
+    x = upfirdn2d(x, self._hz[tf.newaxis, :], up=[2, 1], padding=[u0, u1, 0, 0], gain=2,
+                  impl=self._impl)
+    x = upfirdn2d(x, self._hz[:, tf.newaxis], up=[1, 2], padding=[0, 0, u0, u1], gain=2,
+                  impl=self._impl)
     n = tf.shape(g_inv)[0]
     # Canvas index k (2x, with a 2*HZ_PAD border) -> centred output coordinates, and centred
     # input coordinates -> index in the upsampled padded image. Sample i sits at 2i + ALIGN
@@ -471,13 +477,16 @@ class AugmentPipe:
                   translate2d(cx + tf.cast(mx0, tf.float32), cy + tf.cast(my0, tf.float32), n))
     mat = up_from_in @ g_inv @ out_from_canvas
     x = warp(x, mat, [2 * (h + 2 * HZ_PAD), 2 * (w + 2 * HZ_PAD)], xla=self.xla)
-    # downsample2d(x, hz, padding=-2 * HZ_PAD, flip_filter=True) as filter-then-subsample:
-    # the same values, but TF's second derivative of a strided depthwise conv (the reference
-    # op's down=2, reached by R1 through a tf.cond) fails its own shape check.
-    fw = int(self._hz.shape[0])
+    # downsample2d(x, hz, padding=-2 * HZ_PAD, flip_filter=True), one axis at a time, each as
+    # filter-then-subsample: the same values, but TF's second derivative of a strided
+    # depthwise conv (the reference op's down=2, reached by R1 through a tf.cond) fails its
+    # own shape check.
     p0, p1 = -2 * HZ_PAD + (fw - 1) // 2, -2 * HZ_PAD + (fw - 2) // 2
-    x = upfirdn2d(x, self._hz, padding=[p0, p1, p0, p1], flip_filter=True, impl=self._impl)
-    return x[:, ::2, ::2, :]
+    x = upfirdn2d(x, self._hz[tf.newaxis, :], padding=[p0, p1, 0, 0], flip_filter=True,
+                  impl=self._impl)[:, :, ::2, :]
+    x = upfirdn2d(x, self._hz[:, tf.newaxis], padding=[0, 0, p0, p1], flip_filter=True,
+                  impl=self._impl)[:, ::2, :, :]
+    return x
 
   def _filter(self, x, gains):
     """Per-sample separable filter gains @ bank, reflect-padded (depthwise over n*C)."""
