@@ -134,7 +134,11 @@ def get_config(name, resolution=None, img_channels=None, c_dim=None, **g_and_d_o
                              D=dataclasses.replace(cfg.D, **common))
 
 
-def build_networks(cfg: NetworkConfig, impl='auto'):
-  """(G, D) for a NetworkConfig. G_ema is a second Generator with G's config and weights."""
+def build_networks(cfg: NetworkConfig):
+  """(G, D) for a NetworkConfig. G_ema is a second Generator with G's config and weights.
+
+  The networks carry no op implementation: call them under
+  `sg2tf.custom_ops.implementation(...)` to choose one.
+  """
   from sg2tf.networks import Discriminator, Generator  # pylint: disable=g-import-not-at-top
-  return (Generator(impl=impl, **cfg.G.kwargs()), Discriminator(impl=impl, **cfg.D.kwargs()))
+  return Generator(**cfg.G.kwargs()), Discriminator(**cfg.D.kwargs())

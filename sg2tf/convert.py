@@ -17,7 +17,7 @@ from absl import logging
 import numpy as np
 
 from sg2tf import tool_util
-from sg2tf.custom_ops import activation_funcs
+from sg2tf.custom_ops import activation_funcs, policy
 from sg2tf.networks.discriminator import Discriminator
 from sg2tf.networks.generator import Generator
 
@@ -308,9 +308,13 @@ def _assign(path, who, var_map, values, ignore=()):
 def load_official_pkl(path, impl='auto'):
   """Reads an official StyleGAN2 pickle. Returns sg2tf (G, D, G_ema); G_ema is the pickle's Gs.
 
+  impl: accepted for compatibility and checked ('auto', 'custom', 'ref'); the networks carry
+  no op implementation (call them under `sg2tf.custom_ops.implementation(impl)`).
+
   Raises OfficialPickleError (a ValueError) for a pickle that is unsafe, malformed or of an
   unsupported network, and FileNotFoundError when path does not exist.
   """
+  policy.check_impl(impl)
   path = os.fspath(path)
   g_stub, d_stub, gs_stub = read_pickle(path)
   g_kwargs, broadcast = generator_kwargs(path, g_stub)
@@ -318,8 +322,8 @@ def load_official_pkl(path, impl='auto'):
   if gs_kwargs != g_kwargs:
     _fail(path, 'G and Gs have different static kwargs')
   d_kwargs = discriminator_kwargs(path, d_stub)
-  G, G_ema = Generator(impl=impl, **g_kwargs), Generator(impl=impl, **g_kwargs)
-  D = Discriminator(impl=impl, **d_kwargs)
+  G, G_ema = Generator(**g_kwargs), Generator(**g_kwargs)
+  D = Discriminator(**d_kwargs)
   if broadcast is not None and int(broadcast) != G.num_ws:
     _fail(path, f'dlatent_broadcast={broadcast} but the synthesis network has {G.num_ws} layers')
   _assign(path, 'G', generator_variable_map(G), flat_vars(g_stub), ignore=('lod',))
@@ -346,7 +350,8 @@ def main(argv):
     raise app.UsageError('both --pkl (an official StyleGAN2 .pkl) and --out (a directory) are '
                          'required')
   try:
-    out = convert(f.pkl, f.out, impl=f.impl, overwrite=f.overwrite)
+    with policy.implementation(f.impl):
+      out = convert(f.pkl, f.out, impl=f.impl, overwrite=f.overwrite)
   except (OfficialPickleError, FileNotFoundError, FileExistsError) as e:
     raise app.UsageError(str(e)) from None
   logging.info('Wrote %s', out)
@@ -358,7 +363,8 @@ def _define_flags():
   flags.DEFINE_string('pkl', None, 'Official StyleGAN2 network pickle (G, D, Gs).')
   flags.DEFINE_string('out', None, 'Output directory for the native checkpoint + networks.json.')
   flags.DEFINE_enum('impl', 'auto', ['auto', 'custom', 'ref'],
-                    'Op implementation stored in the network config.')
+                    'Op implementation while converting (sg2tf.custom_ops.implementation); '
+                    'nothing about it is stored in the output.')
   flags.DEFINE_bool('overwrite', False, 'Replace --out if it exists.')
 
 

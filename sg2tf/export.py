@@ -3,7 +3,7 @@
     python -m sg2tf.export --network=<run dir | checkpoint | network dir | .pkl> --out=<dir>
         [--noise_mode=const] [--truncation_cutoff=N] [--keras] [--overwrite]
 
-The SavedModel holds G_ema rebuilt with the pure-TensorFlow reference ops (impl='ref') and the
+The SavedModel holds G_ema traced with the pure-TensorFlow reference ops (impl='ref') and the
 non-fused modulated convolution, so it contains only standard TF ops: it loads with
 `tf.saved_model.load(dir)` in any TensorFlow 2 (TF Serving, a process without sg2tf, without
 the custom-op library, on CPU or GPU). Signatures (batch dimension N dynamic, all float32
@@ -48,18 +48,16 @@ NOISE_MODES = ('const', 'random', 'none')
 
 
 def rebuild_with_ref_ops(G):
-  """A copy of Generator G built with impl='ref' (plain variables, no distribution)."""
+  """A copy of Generator G (plain variables, no distribution) for tracing with impl='ref'."""
   from sg2tf.networks import Generator  # pylint: disable=g-import-not-at-top
   from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
-  kwargs = serialization.network_kwargs(G.get_config())
-  kwargs['impl'] = 'ref'
-  G_ref = Generator(**kwargs)
+  G_ref = Generator(**serialization.network_kwargs(G.get_config()))
   serialization.copy_weights(G, G_ref, 'cannot rebuild the generator')
   return G_ref
 
 
 def _module(G, noise_mode: str, truncation_cutoff: Optional[int]):
-  """A tf.Module with the signature functions of G (already built with impl='ref')."""
+  """A tf.Module with the signature functions of G, traced with impl='ref'."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   def uint8(images):

@@ -42,7 +42,7 @@ class ConfigsTest(tf.test.TestCase):
     """Trainable parameters only (noise buffers and w_avg are non-trainable)."""
     want = {'config-f': (30370060, 2101248, 29012513), 'config-e': (24900764, 2101248, 24038161)}
     for name, (g_count, mapping_count, d_count) in want.items():
-      G, D = configs.build_networks(configs.get_config(name), impl='ref')
+      G, D = configs.build_networks(configs.get_config(name))
       self.assertEqual(_count(G.trainable_weights), g_count, name)
       self.assertEqual(_count(G.mapping.trainable_weights), mapping_count, name)
       self.assertEqual(_count(D.trainable_weights), d_count, name)
@@ -60,7 +60,7 @@ class ConfigsTest(tf.test.TestCase):
       cfg = configs.get_config(name, resolution=8, fmap_base=32, fmap_max=8)
       cfg = dataclasses.replace(cfg, G=dataclasses.replace(cfg.G, z_dim=8, w_dim=8,
                                                            mapping_dim=8))
-      G, D = configs.build_networks(cfg, impl='ref')
+      G, D = configs.build_networks(cfg)
       img = G(tf.random.normal([4, 8]), noise_mode='none')
       self.assertEqual(D(img).shape, [4, 1], name)
 

@@ -192,10 +192,10 @@ class SyntheticPickleTest(tf.test.TestCase, parameterized.TestCase):
 
   def _nets(self, g_arch, d_arch, c_dim):
     G = Generator(z_dim=8, c_dim=c_dim, w_dim=8, mapping_dim=8, img_resolution=16,
-                  architecture=g_arch, fmap_base=32, fmap_max=8, impl='ref')
+                  architecture=g_arch, fmap_base=32, fmap_max=8)
     G_ema = Generator.from_config(G.get_config())
     D = Discriminator(c_dim=c_dim, img_resolution=16, architecture=d_arch, fmap_base=32,
-                      fmap_max=8, impl='ref')
+                      fmap_max=8)
     rng = np.random.RandomState(0)
     for v in G_ema.weights + G.weights:
       v.assign(rng.standard_normal(v.shape).astype(np.float32) * 0.5)

@@ -11,15 +11,16 @@ differentiate through them. Third derivatives are not supported by impl='custom'
 """
 
 import dataclasses
-import functools
 import math
 from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from sg2tf.custom_ops import _device
 from sg2tf.custom_ops import _loader
 from sg2tf.custom_ops import _validate
+from sg2tf.custom_ops import policy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +67,8 @@ def bias_act(x, b=None, axis=-1, act='linear', alpha=None, gain=None, clamp=None
     alpha: activation parameter (lrelu slope, default 0.2; elu saturation, default 1).
     gain: scale after the activation (default: the table's, sqrt(2) for relu/lrelu).
     clamp: if not None, clamp the output to [-clamp, clamp] (>= 0).
-    impl: 'auto' (compiled op if it loads, else reference), 'custom' or 'ref'.
+    impl: 'custom', 'ref', or 'auto' (default): the policy's choice (policy.py; compiled
+      op if it loads, else reference).
   Returns:
     A tensor with the shape and dtype of x.
   """
@@ -96,7 +98,7 @@ def bias_act(x, b=None, axis=-1, act='linear', alpha=None, gain=None, clamp=None
   if clamp is not None and not float(clamp) >= 0:
     raise ValueError(f'bias_act: clamp must be >= 0 or None, got {clamp}')
   clamp = -1.0 if clamp is None else float(clamp)
-  if _loader.resolve_impl(impl) == 'custom':
+  if policy.resolve_impl(impl, 'bias_act') == 'custom':
     return _bias_act_custom(x, b, axis, spec, alpha, gain, clamp)
   return _bias_act_ref(x, b, axis, spec, alpha, gain, clamp)
 
@@ -130,7 +132,7 @@ def _call(x, b, xref, yref, dy, spec, grad, axis, alpha, gain, clamp):
 def _bias_act_custom(x, b, axis, spec, alpha, gain, clamp):
   b = _empty(x.dtype) if b is None else b
   e = _empty(x.dtype)
-  return _call(x, b, e, e, e, spec, 0, axis, alpha, gain, clamp)
+  return _loader.apply_fault('bias_act', _call(x, b, e, e, e, spec, 0, axis, alpha, gain, clamp))
 
 
 def _reduce_to_bias(dx, axis):
@@ -146,7 +148,6 @@ def _reduce_to_bias(dx, axis):
   return tf.cast(tf.reduce_sum(tf.cast(dx, tf.float32), axis=axes), dx.dtype)
 
 
-@functools.lru_cache(maxsize=None)
 def _fused_bias_grad():
   """Whether gradients use Sg2tfBiasActReduce (CPU kernels only): when no GPU is visible.
 
@@ -154,7 +155,7 @@ def _fused_bias_grad():
   each block right after the kernel writes it, while it is still in cache, is nearly free.
   On GPUs BiasAddGrad is a tuned reduction, and the fused op has no GPU kernel.
   """
-  return not tf.config.list_logical_devices('GPU')
+  return not _device.gpus_visible()
 
 
 def _call_with_bias_grad(x, b, xref, yref, dy, spec, grad, axis, alpha, gain, clamp):

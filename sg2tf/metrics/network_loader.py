@@ -66,7 +66,8 @@ def load_generator(path: str, impl: str = 'auto', allow_conditional: bool = Fals
   directory (its latest checkpoint, else its newest network snapshot or export); or a training
   checkpoint prefix (`<run_dir>/checkpoints/ckpt-N`, `.index` accepted) next to which the
   run's config.json tells the network's shape.
-  `impl` picks the op implementation ('auto', 'custom', 'ref') where the network has one.
+  `impl`: accepted for compatibility ('auto', 'custom', 'ref'); the networks carry no op
+  implementation, the caller's policy scope (sg2tf.custom_ops.implementation) decides.
   `allow_conditional`: return conditional generators too (the metrics do not support them).
 
   Raises:
@@ -143,7 +144,7 @@ def _load_checkpoint(prefix: str, impl: str):
     raise NetworkLoadError(f'--network={prefix}: no checkpoint {prefix}.index.')
   if os.path.isfile(os.path.join(folder, _NETWORKS_JSON)):
     from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
-    g_kwargs = dict(serialization.load_network_config(folder)['G'])
+    g_kwargs = serialization.network_kwargs(serialization.load_network_config(folder)['G'])
   else:
     run_dir = folder if os.path.isfile(os.path.join(folder, _RUN_CONFIG)) else os.path.dirname(
         folder)
@@ -159,7 +160,7 @@ def _load_checkpoint(prefix: str, impl: str):
       raise NetworkLoadError(f'--network={prefix}: cannot read {config_path}: '
                              f'{_first_line(e)}') from None
   from sg2tf.networks import Generator  # pylint: disable=g-import-not-at-top
-  g_kwargs['impl'] = impl
+  del impl  # The op implementation is the caller's policy, not part of the network.
   G_ema = Generator(**g_kwargs)
   try:
     # expect_partial first: G, D and the optimizers in the file are meant to stay unread.

@@ -17,6 +17,7 @@ import tempfile
 
 import tensorflow as tf
 
+from sg2tf.custom_ops import policy
 from sg2tf.networks.discriminator import Discriminator
 from sg2tf.networks.generator import Generator
 
@@ -26,11 +27,16 @@ CONFIG_FILE = 'networks.json'
 CKPT_PREFIX = 'ckpt'
 
 _KERAS_BASE_KEYS = ('name', 'trainable', 'dtype')
+# Keys older sg2tf versions wrote that are no longer constructor arguments: 'impl' (the op
+# implementation is an op-level policy now, sg2tf.custom_ops.policy; a saved network records
+# nothing about the machine it was trained on).
+_OBSOLETE_KEYS = ('impl',)
 
 
 def network_kwargs(config):
-  """A Keras get_config() dict minus the base-layer keys: the constructor's own kwargs."""
-  return {k: v for k, v in config.items() if k not in _KERAS_BASE_KEYS}
+  """A Keras get_config() dict (or a saved networks.json entry) minus the base-layer and
+  obsolete keys: the constructor's own kwargs."""
+  return {k: v for k, v in config.items() if k not in _KERAS_BASE_KEYS + _OBSOLETE_KEYS}
 
 
 def copy_weights(src, dst, who: str) -> None:
@@ -99,11 +105,16 @@ def load_network_config(path):
 
 
 def load_networks(path, impl=None):
-  """(G, D, G_ema) from a directory written by save_networks. impl overrides the saved one."""
-  config = load_network_config(path)
-  g_kwargs, d_kwargs = dict(config['G']), dict(config['D'])
+  """(G, D, G_ema) from a directory written by save_networks.
+
+  impl: accepted for compatibility and checked; the networks carry no implementation
+  (choose it with `sg2tf.custom_ops.implementation(...)` where they are called). An `impl`
+  key in an older networks.json is ignored.
+  """
   if impl is not None:
-    g_kwargs['impl'] = d_kwargs['impl'] = impl
+    policy.check_impl(impl)
+  config = load_network_config(path)
+  g_kwargs, d_kwargs = network_kwargs(config['G']), network_kwargs(config['D'])
   G, G_ema = Generator(**g_kwargs), Generator(**g_kwargs)
   D = Discriminator(**d_kwargs)
   ckpt = tf.train.latest_checkpoint(path)

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from sg2tf import dataset as sg2tf_dataset
+from sg2tf.custom_ops import policy
 from sg2tf.networks import Discriminator, Generator
 from sg2tf.networks import serialization
 from sg2tf.training import checkpointing
@@ -54,9 +55,9 @@ class Trainer:
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
       mp = cfg.net_kwargs()  # Mixed precision: no new variables, checkpoints unchanged.
-      self.G = Generator(impl=cfg.impl, **cfg.G.kwargs(), **mp)
-      self.D = Discriminator(impl=cfg.impl, **cfg.D.kwargs(), **mp)
-      self.G_ema = Generator(impl=cfg.impl, **cfg.G.kwargs(), **mp)
+      self.G = Generator(**cfg.G.kwargs(), **mp)
+      self.D = Discriminator(**cfg.D.kwargs(), **mp)
+      self.G_ema = Generator(**cfg.G.kwargs(), **mp)
       serialization.copy_weights(self.G, self.G_ema, 'G_ema')
       lazy = cfg.loss.lazy_regularization
       self.g_hparams = config_lib.lazy_adam_hparams(cfg.optimizer, cfg.loss.g_reg_interval,
@@ -330,13 +331,14 @@ class Trainer:
     if network_dir is None:
       return
     from sg2tf.metrics import runner  # pylint: disable=g-import-not-at-top
-    runner.evaluate(self.G_ema, list(self.cfg.metrics), self.cfg.data.data_dir,
-                    runner.Options(seed=self.cfg.seed, num_fakes=self.cfg.metrics_num_fakes,
-                                   num_reals=self.cfg.metrics_num_fakes,
-                                   feature_dir=self.cfg.feature_dir),
-                    strategy=self.strategy,
-                    network_name=network_dir, output_dir=self.cfg.run_dir,
-                    step=int(self.nimg.numpy()))
+    with policy.implementation(self.cfg.impl):
+      runner.evaluate(self.G_ema, list(self.cfg.metrics), self.cfg.data.data_dir,
+                      runner.Options(seed=self.cfg.seed, num_fakes=self.cfg.metrics_num_fakes,
+                                     num_reals=self.cfg.metrics_num_fakes,
+                                     feature_dir=self.cfg.feature_dir),
+                      strategy=self.strategy,
+                      network_name=network_dir, output_dir=self.cfg.run_dir,
+                      step=int(self.nimg.numpy()))
 
   # ------------------------------------------------------------------ image grids
 

@@ -15,10 +15,12 @@ Without lazy regularisation (config b) the penalties join the main phases every 
 with weight 1 and Greg / Dreg are never run.
 """
 
+import functools
 from typing import Dict, Optional
 
 import tensorflow as tf
 
+from sg2tf.custom_ops import policy
 from sg2tf.training import distribute
 from sg2tf.training import losses
 from sg2tf.training import sampling
@@ -55,7 +57,7 @@ class Phases:
   """
 
   def __init__(self, strategy, G, D, G_ema, g_opt, d_opt, pl_mean, rng, *, global_batch: int,
-               loss_cfg, label_table: Optional[tf.Tensor] = None, impl='auto',
+               loss_cfg, label_table: Optional[tf.Tensor] = None, impl=None,
                jit_compile: bool = False, mixed_precision: bool = False):
     self.strategy = strategy
     self.G, self.D, self.G_ema = G, D, G_ema
@@ -73,10 +75,18 @@ class Phases:
     self.pl_batch = max(1, self.batch // loss_cfg.pl_batch_shrink)
     self.pl_scale = losses.pl_noise_scale(G.img_resolution)
     kw = dict(jit_compile=jit_compile, reduce_retracing=True)
-    self.g_main = tf.function(self._g_main, **kw)
-    self.g_reg = tf.function(self._g_reg, **kw)
-    self.d_main = tf.function(self._d_main, **kw)
-    self.d_reg = tf.function(self._d_reg, **kw)
+    self.g_main = tf.function(self._scoped(self._g_main), **kw)
+    self.g_reg = tf.function(self._scoped(self._g_reg), **kw)
+    self.d_main = tf.function(self._scoped(self._d_main), **kw)
+    self.d_reg = tf.function(self._scoped(self._d_reg), **kw)
+
+  def _scoped(self, fn):
+    """fn traced under the run's op implementation (the policy, sg2tf.custom_ops)."""
+    @functools.wraps(fn)
+    def wrapped(*args):
+      with policy.implementation(self.impl):
+        return fn(*args)
+    return wrapped
 
   # ------------------------------------------------------------------ cross-replica parts
 
@@ -144,10 +154,9 @@ class Phases:
     G, n = self.G, self.pl_batch
     inputs = sampling.generator_inputs(G, seed, n, self.loss.style_mixing_prob,
                                        self.label_table)
-    ws, w_mean = sampling.mapping(G, inputs, self.impl)
+    ws, w_mean = sampling.mapping(G, inputs)
     y = sampling.pl_noise(seed, n, G.img_resolution, G.img_channels, self.pl_scale)
-    _, lengths = losses.path_lengths(lambda w: sampling.synthesis(G, w, inputs, self.impl),
-                                     ws, y)
+    _, lengths = losses.path_lengths(lambda w: sampling.synthesis(G, w, inputs), ws, y)
     penalty, new_mean = losses.pl_penalty(lengths, tf.identity(self.pl_mean),
                                           self.loss.pl_decay)
     reg = penalty * self.loss.pl_weight
@@ -163,8 +172,8 @@ class Phases:
                                        self.label_table)
     pl_mean = None
     with tf.GradientTape() as tape:
-      images, _, w_mean = sampling.generate(G, inputs, self.impl)
-      logits = D(images, inputs.labels, impl=self.impl)
+      images, _, w_mean = sampling.generate(G, inputs)
+      logits = D(images, inputs.labels)
       total = losses.scale_to_global(losses.g_main_loss(logits), self.batch)
       metrics = {'Loss/G/loss': total}
       w_means = [w_mean]
@@ -186,14 +195,14 @@ class Phases:
     G, D = self.G, self.D
     inputs = sampling.generator_inputs(G, seed, self.batch, self.loss.style_mixing_prob)
     inputs.labels = labels
-    fakes, _, w_mean = sampling.generate(G, inputs, self.impl)
+    fakes, _, w_mean = sampling.generate(G, inputs)
     fakes = tf.stop_gradient(fakes)
     with tf.GradientTape() as tape:
       if not self.lazy and self.use_r1:
-        real_logits, gp = losses.r1_penalty(D, reals, labels, self.impl)
+        real_logits, gp = losses.r1_penalty(D, reals, labels)
       else:
-        real_logits = D(reals, labels, impl=self.impl)
-      fake_logits = D(fakes, labels, impl=self.impl)
+        real_logits = D(reals, labels)
+      fake_logits = D(fakes, labels)
       total = losses.scale_to_global(losses.d_main_loss(real_logits, fake_logits), self.batch)
       metrics = {'Loss/D/loss': total,
                  'Loss/scores/real': losses.scale_to_global(
@@ -211,7 +220,7 @@ class Phases:
   def _d_reg_replica(self, reals, labels):
     D = self.D
     with tf.GradientTape() as tape:
-      _, gp = losses.r1_penalty(D, reals, labels, self.impl)
+      _, gp = losses.r1_penalty(D, reals, labels)
       reg = gp * (self.loss.r1_gamma * 0.5)
       total = losses.scale_to_global(reg * float(self.loss.d_reg_interval), self.batch)
     self._apply(self.d_opt, total, tape, D.trainable_variables)

@@ -83,25 +83,25 @@ def pl_noise(seed, global_n, resolution, channels, scale):
   return global_normal(seed, _PL_NOISE, global_n, [resolution, resolution, channels]) * scale
 
 
-def mapping(G, inputs: GeneratorInputs, impl=None):
+def mapping(G, inputs: GeneratorInputs):
   """(ws [n, num_ws, w_dim] after style mixing, batch-mean w [w_dim] before mixing).
 
   The batch mean feeds the w_avg update, which the official G_main applies to the mapping
   output of every training call before mixing.
   """
-  ws = G.mapping(inputs.z, inputs.labels, impl=impl)
+  ws = G.mapping(inputs.z, inputs.labels)
   w_mean = tf.reduce_mean(tf.cast(ws[:, 0], tf.float32), axis=0)
   if inputs.z2 is not None:
-    ws2 = G.mapping(inputs.z2, inputs.labels, impl=impl)
+    ws2 = G.mapping(inputs.z2, inputs.labels)
     ws = G.mix_styles(ws, ws2, inputs.cutoff)
   return ws, w_mean
 
 
-def synthesis(G, ws, inputs: GeneratorInputs, impl=None):
-  return G.synthesis(ws, noise=inputs.noise, impl=impl)
+def synthesis(G, ws, inputs: GeneratorInputs):
+  return G.synthesis(ws, noise=inputs.noise)
 
 
-def generate(G, inputs: GeneratorInputs, impl=None):
+def generate(G, inputs: GeneratorInputs):
   """(images [n, R, R, C], ws, batch-mean w)."""
-  ws, w_mean = mapping(G, inputs, impl)
-  return synthesis(G, ws, inputs, impl), ws, w_mean
+  ws, w_mean = mapping(G, inputs)
+  return synthesis(G, ws, inputs), ws, w_mean
