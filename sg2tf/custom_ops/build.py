@@ -46,7 +46,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
 
@@ -438,6 +438,41 @@ def _compile_and_link(cuda: bool, variant: str, out_dir: pathlib.Path, lib: path
     os.replace(tmp / lib.name, lib)
 
 
+def matrix_targets() -> List[Tuple[str, List[str]]]:
+  """(name, target flags) of the compile-only matrix here: the targets of X86_MATRIX /
+  ARM_MATRIX the compiler knows, with this build's flags for them (target_flags), plus the
+  real build variants' flags where they differ from those."""
+  if is_x86():
+    candidates = X86_MATRIX
+  elif machine() == 'aarch64':
+    candidates = ARM_MATRIX
+  else:
+    candidates = ()
+  out = [(t, target_flags(t)) for t in candidates if compiler_accepts(cxx(), f'-march={t}')]
+  for v in VARIANTS:
+    flags = variant_flags(v)
+    if flags is not None and all(flags != f for _, f in out):
+      out.append((f'{v} build ({" ".join(flags) or "compiler default"})', flags))
+  return out
+
+
+def syntax_check(arch_flags: Sequence[str], sources: Sequence[str] = CPU_SOURCES) -> None:
+  """Compiles (-fsyntax-only, no code generation) every source that includes TF/Eigen
+  headers, as ONE translation unit, with the build's flags for a target. Raises BuildError."""
+  tf_cflags, _, _ = _tf_flags()
+  tu = ''.join(f'#include "{src}"\n' for src in sources)
+  cmd = ([cxx()] + cpu_compile_flags(tf_cflags, arch_flags)
+         + ['-fsyntax-only', '-Wno-subobject-linkage', '-x', 'c++', '-'])
+  try:
+    proc = subprocess.run(cmd, input=tu, capture_output=True, text=True, check=False)
+  except OSError as e:
+    raise BuildError(f'{cmd[0]}: {e}') from None
+  if proc.returncode != 0:
+    out = proc.stdout + proc.stderr
+    raise BuildError(f'syntax check failed (exit {proc.returncode}):\n  {" ".join(cmd)}\n'
+                     f'{out[-4000:]}', reason=_first_error_line(out))
+
+
 def find_built(cuda: bool = False, variant: Optional[str] = None) -> Optional[pathlib.Path]:
   """The library `build` would return without compiling anything, or None."""
   for v in variants_to_try(variant):
@@ -505,7 +540,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument('--allow-missing-compiler', action='store_true',
                       help='exit 0 with one line when no C++ compiler exists (make test)')
   args = parser.parse_args(argv)
-  logging.set_verbosity(logging.INFO)
+  # --allow-failure (make quickstart): one line of progress and one line of result.
+  logging.set_verbosity(logging.WARNING if args.allow_failure else logging.INFO)
   if disabled() and not args.force:
     print('sg2tf: custom ops disabled by SG2TF_DISABLE_CUSTOM_OPS; not building them (the '
           'reference ops are used).')
@@ -515,6 +551,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           'reference ops are used.')
     return 0
   try:
+    if args.allow_failure and (args.force or find_built(False, args.variant) is None):
+      print('sg2tf: building the custom ops (about a minute on 2 cores) ...', flush=True)
     print(build(cuda=False, force=args.force, variant=args.variant))
     want_cuda = args.cuda == 'on' or (args.cuda == 'auto' and find_nvcc() is not None)
     if want_cuda:
