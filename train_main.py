@@ -37,9 +37,11 @@ def main(argv):
     config_lib.check_replicas(cfg, strategy.num_replicas_in_sync)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
+  from sg2tf import custom_ops  # pylint: disable=g-import-not-at-top
   try:
     loop.train(cfg, strategy)
-  except (loop.ConfigError, dataset_info.DatasetError, loop.NonFiniteLossError) as e:
+  except (loop.ConfigError, dataset_info.DatasetError, loop.NonFiniteLossError,
+          custom_ops.CustomOpUnavailableError) as e:
     logging.error('%s', e)
     print(f'error: {e}', file=sys.stderr)
     return 2

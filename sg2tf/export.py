@@ -173,8 +173,14 @@ def load_keras(path: str):
 
 def export_network(network: str, out_dir: str, **kwargs) -> str:
   """Loads `--network` (see sg2tf.metrics.network_loader) and exports its G_ema."""
+  from sg2tf import selfcheck  # pylint: disable=g-import-not-at-top
+  from sg2tf.custom_ops import policy  # pylint: disable=g-import-not-at-top
   from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
-  G = network_loader.load_generator(network, impl='ref', allow_conditional=True)
+  with policy.implementation('ref'), policy.formulation('cpu'):
+    # The export traces only the reference, non-fused path (a portable SavedModel), so the
+    # start-up self-check finds nothing accelerated to verify; it runs for the same rule.
+    selfcheck.ensure_trusted('export')
+    G = network_loader.load_generator(network, impl='ref', allow_conditional=True)
   if not hasattr(G, 'get_config') or not hasattr(G, 'num_ws'):
     raise ValueError(f'--network={network}: not an sg2tf Generator; cannot export it.')
   metadata = {'source_network': os.path.abspath(network)}

@@ -8,6 +8,7 @@ build.py, so later processes do not rebuild it. `get_library()` raises
 Set `SG2TF_DISABLE_CUSTOM_OPS=1` to use the reference without trying to build.
 """
 
+import os
 import threading
 
 from absl import logging
@@ -85,9 +86,21 @@ def available() -> bool:
     return False
 
 
+def active_faults():
+  """Test-only faults: inject_fault_for_tests (sg2tf.selfcheck) and, for subprocesses,
+  SG2TF_TEST_INJECT_FAULT=op:kind[,op:kind] (kind 'wrong' or 'raise')."""
+  out = {}
+  for item in filter(None, (s.strip() for s in
+                            os.environ.get('SG2TF_TEST_INJECT_FAULT', '').split(','))):
+    op, _, kind = item.partition(':')
+    out[op] = kind or 'wrong'
+  out.update(_faults)
+  return out
+
+
 def apply_fault(op: str, y):
   """Test-only: corrupts (or fails) a custom op's output when a fault is injected for op."""
-  kind = _faults.get(op)
+  kind = active_faults().get(op) if (_faults or 'SG2TF_TEST_INJECT_FAULT' in os.environ) else None
   if kind is None:
     return y
   if kind == 'raise':

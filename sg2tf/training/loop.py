@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from sg2tf import dataset as sg2tf_dataset
+from sg2tf import selfcheck
 from sg2tf.custom_ops import policy
 from sg2tf.networks import Discriminator, Generator
 from sg2tf.networks import serialization
@@ -46,6 +47,9 @@ class Trainer:
     self.strategy = strategy
     self.replicas = strategy.num_replicas_in_sync
     config_lib.check_replicas(cfg, self.replicas)
+    with policy.implementation(cfg.impl):
+      # Custom / fused paths are trusted only after matching the reference here (cached).
+      selfcheck.ensure_trusted('training')
     self.chief = distribute.is_chief(strategy)
     self.multi_worker = distribute.is_multi_worker(strategy)
     os.makedirs(cfg.run_dir, exist_ok=True)
