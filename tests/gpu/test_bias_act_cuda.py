@@ -40,7 +40,7 @@ ACTS = {
     'elu': (5, 'y', 1.0, 1.0),
     'selu': (6, 'y', 0.0, 1.0),
     'softplus': (7, 'y', 0.0, 1.0),
-    'swish': (8, 'x', 0.0, 1.0),
+    'swish': (8, 'x', 0.0, np.sqrt(2)),  # NVIDIA's default gain (issue 13 §3)
 }
 REF_KIND = {'': 0, 'x': 1, 'y': 2}
 
