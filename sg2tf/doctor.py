@@ -76,7 +76,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   import keras  # pylint: disable=g-import-not-at-top
   import sg2tf  # pylint: disable=g-import-not-at-top
   from sg2tf import selfcheck  # pylint: disable=g-import-not-at-top
-  from sg2tf.custom_ops import _device, _loader, build, policy  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from sg2tf.custom_ops import _device, _loader, build, policy
 
   def section(title):
     print(f'\n== {title}')

@@ -14,8 +14,8 @@ with ONE warning that names it and the measured error (the run continues on the 
 path), or raises SelfCheckError when that path was asked for explicitly
 (`--impl=custom`, `formulation('gpu')`). Results are cached on disk per build + device (the
 op library's cache directory; the fused check under $SG2TF_CACHE_DIR/selfcheck), so a
-second run pays nothing. `python -m sg2tf.doctor` runs the same checks on every device. Only passing results are
-cached; a failure is measured again by the next process.
+second run pays nothing; only passing results are cached, a failure is measured again by
+the next process. `python -m sg2tf.doctor` runs the same checks on every device.
 
 Test-only hooks: `inject_fault_for_tests(op, 'wrong' | 'raise')` makes a compiled op return
 wrong values or raise (also `SG2TF_TEST_INJECT_FAULT=bias_act:wrong,upfirdn2d:raise`);
@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import pathlib
-import tempfile
 import threading
 from typing import Dict, Optional
 
@@ -36,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from sg2tf import layers
+from sg2tf import tool_util
 from sg2tf import custom_ops
 from sg2tf.custom_ops import _device, _loader, build, policy
 
@@ -290,14 +290,7 @@ def _read(path):
 
 def _write(path, payload):
   try:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name + '.tmp-')
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-      json.dump(payload, f, indent=1)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+    tool_util.save_text(str(path), json.dumps(payload, indent=1))
   except OSError as e:  # A read-only cache only costs the check next time.
     logging.debug('sg2tf self-check: cannot cache %s: %s', path, e)
 

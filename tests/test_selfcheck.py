@@ -107,7 +107,8 @@ class SelfCheckTest(tf.test.TestCase):
 
   def test_fault_hook_by_environment(self):
     with mock.patch.dict(os.environ, {'SG2TF_TEST_INJECT_FAULT': 'bias_act:raise'}):
-      self.assertEqual(custom_ops._loader.active_faults(), {'bias_act': 'raise'})  # pylint: disable=protected-access
+      faults = custom_ops._loader.active_faults()  # pylint: disable=protected-access
+      self.assertEqual(faults, {'bias_act': 'raise'})
 
 
 class TrainingFallsBackTest(tf.test.TestCase):

@@ -338,29 +338,15 @@ def read_failure(out_dir: pathlib.Path) -> Optional[Dict[str, str]]:
   return record if isinstance(record, dict) and record.get('reason') else None
 
 
-def _atomic_write(path: pathlib.Path, text: str) -> None:
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name + '.tmp-')
-  try:
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-      f.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(OSError):
-      os.unlink(tmp)
-    raise
-
-
 def _record_failure(out_dir: pathlib.Path, err: BuildError, variant: str, cuda: bool) -> None:
   out_dir.mkdir(parents=True, exist_ok=True)
+  from sg2tf import tool_util  # pylint: disable=g-import-not-at-top
   log = out_dir / LOG_FILE
-  _atomic_write(log, str(err) + '\n')
+  tool_util.save_text(str(log), str(err) + '\n')
   err.log_path = str(log)
   record = {'reason': err.reason, 'log': str(log), 'variant': variant,
             'library': lib_name(cuda), 'compiler': cxx(), 'retry': RETRY_HINT}
-  _atomic_write(out_dir / FAILURE_FILE, json.dumps(record, indent=1) + '\n')
+  tool_util.save_text(str(out_dir / FAILURE_FILE), json.dumps(record, indent=1) + '\n')
 
 
 def _cached_failure(out_dir: pathlib.Path) -> Optional[BuildError]:
