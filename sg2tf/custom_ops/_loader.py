@@ -39,9 +39,10 @@ def _load():
   try:
     path = build.find_built(cuda=want_cuda)
     if path is None:
-      logging.info('sg2tf: custom ops not built yet for this TF/compiler; building now (first '
-                   'use).')
-      path = build.build(cuda=want_cuda)
+      if not any(row['state'] == 'failed' for row in build.status(cuda=want_cuda)):
+        logging.info('sg2tf: custom ops not built yet for this TF/compiler; building now '
+                     '(first use).')
+      path = build.build(cuda=want_cuda)  # Raises at once for a build that failed before.
   except build.BuildError as e:
     raise CustomOpUnavailableError(e.one_line()) from e
   except ValueError as e:  # A bad SG2TF_OPS_VARIANT.
