@@ -46,8 +46,9 @@ bench: ops
 # (tests/gpu/README.md). Needs nvcc, NumPy and CuPy (PyTorch optional), not TensorFlow or
 # the venv: plain $(PYTHON), as on GPU machines that have no TensorFlow.
 GPU_CHECK_JSON ?= gpu_check.json
+GPU_CHECK_ARGS ?=
 gpu-check:
-	$(PYTHON) tests/gpu/run_gpu_check.py --json $(GPU_CHECK_JSON)
+	$(PYTHON) tests/gpu/run_gpu_check.py --json $(GPU_CHECK_JSON) $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(SG2TF_CACHE_DIR) build *.egg-info

@@ -81,12 +81,23 @@ def wall_clock(fn):
   return elapsed
 
 
-def event_clock(fn, start, end, ms_between):
-  """elapsed() for time_per_call by CUDA events (CuPy's or PyTorch's) on the current stream."""
+def event_clock(fn, start, end, ms_between, spin=None):
+  """elapsed() for time_per_call by CUDA events (CuPy's or PyTorch's) on the current stream.
+
+  spin(seconds), when given, first queues a kernel that keeps the GPU busy a little longer
+  than Python needs to queue the k calls (judged from the previous batch), so the calls run
+  back to back behind it and the events time the GPU, not the launch rate from Python.
+  """
+  cpu_s = [50e-6]  # seconds Python takes to queue one call
+
   def elapsed(k):
+    if spin is not None:
+      spin(min(0.1, 1.5 * k * cpu_s[0] + 2e-4))
     start.record()
+    t = time.perf_counter()
     for _ in range(k):
       fn()
+    cpu_s[0] = (time.perf_counter() - t) / k
     end.record()
     end.synchronize()
     return ms_between(start, end) / 1e3
@@ -170,6 +181,8 @@ class Backend:
     """Median seconds per call of fn() (module-level time_per_call, on this device's clock)."""
     raise NotImplementedError
 
+  spin = None  # CUDA only: spin(seconds, stream) keeps the GPU busy (see event_clock)
+
   def copy(self, dst, src):
     raise NotImplementedError
 
@@ -202,6 +215,7 @@ class CudaBackend(Backend):
     lib.sg2tf_cuda_error_string.restype = ctypes.c_char_p
     lib.sg2tf_bias_act_launch.argtypes = [ctypes.c_int, _VP, _VP] + [_VP] * 7
     lib.sg2tf_bias_act_ref_kind.argtypes = [ctypes.c_int]
+    lib.sg2tf_spin.argtypes = [ctypes.c_ulonglong, _VP]
     self.lib = lib
     self._out_size = lib.sg2tf_upfirdn2d_out_size
 
@@ -244,8 +258,20 @@ class CudaBackend(Backend):
 
   def time_per_call(self, fn, min_seconds=0.02, reps=3):
     cp = self.xp
-    clock = event_clock(fn, cp.cuda.Event(), cp.cuda.Event(), cp.cuda.get_elapsed_time)
+    clock = event_clock(fn, cp.cuda.Event(), cp.cuda.Event(), cp.cuda.get_elapsed_time,
+                        spin=self.spin)
     return time_per_call(fn, clock, min_seconds, reps)
+
+  spin_error = None  # set when the spin kernel failed: timings then include launch gaps
+
+  def spin(self, seconds, stream=None):
+    """Keeps the GPU busy for `seconds` on `stream` (default: CuPy's current one)."""
+    if self.spin_error is None:
+      err = self.lib.sg2tf_spin(int(seconds * 1e9),
+                                self._stream() if stream is None else stream)
+      if err != 0:
+        self.spin_error = (f'spin kernel failed ({self.error_string(err)}): timings '
+                           'include Python launch gaps')
 
   def copy(self, dst, src):
     rt = self.xp.cuda.runtime

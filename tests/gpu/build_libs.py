@@ -29,7 +29,8 @@ REPO = HERE.parents[1]
 CC_DIR = REPO / 'sg2tf' / 'custom_ops' / 'cc'
 CUDA_SOURCES = (CC_DIR / 'kernels' / 'upfirdn2d_kernel.cu.cc',
                 CC_DIR / 'kernels' / 'bias_act_kernel.cu.cc',
-                HERE / 'upfirdn2d_harness.cu', HERE / 'bias_act_harness.cu')
+                HERE / 'upfirdn2d_harness.cu', HERE / 'bias_act_harness.cu',
+                HERE / 'spin_harness.cu')
 CPU_HARNESS = HERE / 'cpu_harness.cc'
 BIAS_ACT_CPU = CC_DIR / 'kernels' / 'bias_act_kernel.cc'
 CUDA_LIB = 'sg2tf_gpu_check.so'

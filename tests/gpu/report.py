@@ -95,7 +95,7 @@ def speed_table(speed):
 
 
 def targets_text(speed):
-  lines = []
+  lines = [f"  timing: {speed['timing']}"] if speed.get('timing') else []
   for t in speed['targets']:
     lines.append(f"  {'met    ' if t['met'] else 'NOT MET'}  {t['target']}: {t['case']} "
                  f"({t['value']:.2f} vs {t['threshold']:.2f})")

@@ -9,8 +9,10 @@ these memory-bound ops is a device-to-device copy (read + write) measured in the
 PyTorch runs the same computation in its own layout (NCHW, as the official PyTorch code):
 `leaky_relu(x + b) * gain`, and upfirdn2d as zero insertion + pad + conv2d (groups=C) with
 the flipped FIR filter (stride 2 for down2). Its output is checked against ours once per op
-and dtype, so the comparison is of the same computation. Timed with CUDA events (median of 3
-batches of >= 20 ms after a warm-up); on the CPU backend with a wall clock.
+and dtype, so the comparison is of the same computation. Timed with CUDA events around
+batches of back-to-back calls queued behind a spin kernel, so both sides are timed on the GPU
+without Python's launch overhead between calls (median of 3 batches of >= 20 ms after a
+warm-up); on the CPU backend with a wall clock.
 """
 
 import math
@@ -28,6 +30,8 @@ GPU_N = 32
 CPU_SHAPES = ((512, 8), (64, 32))
 CPU_N = 2
 OPS = ('bias_act', 'up2', 'down2')
+TIMING = ('GPU time per call: CUDA events around a batch of back-to-back calls queued behind '
+          'a spin kernel (no Python launch gaps), median of 3 batches of >= 20 ms')
 TARGET_BYTES = 64 * MIB  # the roofline targets apply from this tensor size on
 TARGETS = {'bias_act': 0.8, 'up2': 0.5, 'down2': 0.5}
 _FIR = np.array([1, 3, 3, 1], np.float64) / 8
@@ -78,8 +82,9 @@ def evaluate_targets(rows):
 class _Torch:
   """PyTorch baselines on the backend's device; `reason` says why one is missing."""
 
-  def __init__(self, device, use_compile, compile_budget_s, log):
+  def __init__(self, device, use_compile, compile_budget_s, log, spin=None):
     self.reason = self.compile_reason = None
+    self.spin = spin
     self.log = log
     self.compile_budget_s = compile_budget_s
     self.compile_spent_s = 0.0
@@ -160,7 +165,10 @@ class _Torch:
     if self.device.type != 'cuda':
       return backends.time_per_call(fn, backends.wall_clock(fn), max_iters=50)
     event = lambda: torch.cuda.Event(enable_timing=True)
-    clock = backends.event_clock(fn, event(), event(), lambda s, e: s.elapsed_time(e))
+    spin = None
+    if self.spin is not None:  # our spin kernel, on PyTorch's stream
+      spin = lambda secs: self.spin(secs, torch.cuda.current_stream().cuda_stream)
+    clock = backends.event_clock(fn, event(), event(), lambda s, e: s.elapsed_time(e), spin)
     return backends.time_per_call(fn, clock)
 
   def free(self):
@@ -241,7 +249,7 @@ def run(be, dtypes, n, shapes, use_torch=True, use_compile=True, compile_budget_
   copy_gbps, copy_s = copy_bandwidth(be, copy_bytes)
   log(f'copy bandwidth: {copy_gbps:.0f} GB/s ({copy_bytes >> 20} MiB buffers, read + write)')
   device = 'cuda' if be.name == 'cuda' else 'cpu'
-  tb = _Torch(device, use_compile, compile_budget_s, log) if use_torch else None
+  tb = _Torch(device, use_compile, compile_budget_s, log, be.spin) if use_torch else None
   rows, checked = [], {}
   for dtype in dtypes:
     for c, r in shapes:
@@ -269,7 +277,11 @@ def run(be, dtypes, n, shapes, use_torch=True, use_compile=True, compile_budget_
         if on_row:
           on_row(row)
   targets = evaluate_targets(rows)
-  return dict(copy_gbps=copy_gbps, copy_bytes=copy_bytes, copy_s=copy_s, n=n,
+  timing = TIMING if be.name == 'cuda' else 'wall clock (CPU backend)'
+  if getattr(be, 'spin_error', None):
+    timing = be.spin_error
+  return dict(timing=timing,
+              copy_gbps=copy_gbps, copy_bytes=copy_bytes, copy_s=copy_s, n=n,
               shapes=[list(s) for s in shapes], dtypes=list(dtypes), rows=rows,
               targets=targets, torch=None if tb is None else dict(
                   version=getattr(tb, 'version', None), reason=tb.reason,

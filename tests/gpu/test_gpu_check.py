@@ -104,6 +104,9 @@ class CudaLibraryTest(unittest.TestCase):
 
   def test_built_for_the_requested_gpu(self):
     self.assertIn('arch=compute_90,code=[sm_90,compute_90]', ' '.join(self.info['flags']))
+    for fn in ('sg2tf_upfirdn2d_launch', 'sg2tf_upfirdn2d_launch_strided',
+               'sg2tf_bias_act_launch', 'sg2tf_spin'):
+      self.assertTrue(hasattr(self.be.lib, fn), fn)
 
   def test_output_sizes_match_the_reference(self):
     rng = np.random.RandomState(0)
