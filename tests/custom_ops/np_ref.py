@@ -26,3 +26,32 @@ def np_upfirdn2d(x, f, up=(1, 1), down=(1, 1), pad=(0, 0, 0, 0), flip=False, gai
     for j in range(fw):
       out += u[:, i:i + oh, j:j + ow] * g[i, j]
   return out[:, ::downy, ::downx]
+
+
+SELU_ALPHA = 1.6732632423543772
+SELU_SCALE = 1.0507009873554805
+
+
+def np_act(act, v, alpha):
+  """bias_act's activation `act` at the pre-activation v (before gain and clamp), and its
+  first and second derivatives in v: (f, f', f''), float64."""
+  v = np.asarray(v, np.float64)
+  with np.errstate(over='ignore', invalid='ignore'):
+    sg = 1 / (1 + np.exp(-v))
+    t = np.tanh(v)
+    em = np.exp(np.minimum(v, 0))
+    return {
+        'linear': lambda: (v, np.ones_like(v), np.zeros_like(v)),
+        'relu': lambda: (np.maximum(v, 0), (v > 0) * 1.0, np.zeros_like(v)),
+        'lrelu': lambda: (np.where(v > 0, v, alpha * v), np.where(v > 0, 1.0, alpha),
+                          np.zeros_like(v)),
+        'tanh': lambda: (t, 1 - t**2, -2 * t * (1 - t**2)),
+        'sigmoid': lambda: (sg, sg * (1 - sg), sg * (1 - sg) * (1 - 2 * sg)),
+        'elu': lambda: (np.where(v >= 0, v, alpha * (em - 1)), np.where(v >= 0, 1.0, alpha * em),
+                        np.where(v >= 0, 0.0, alpha * em)),
+        'selu': lambda: (SELU_SCALE * np.where(v > 0, v, SELU_ALPHA * (em - 1)),
+                         SELU_SCALE * np.where(v > 0, 1.0, SELU_ALPHA * em),
+                         SELU_SCALE * np.where(v > 0, 0.0, SELU_ALPHA * em)),
+        'softplus': lambda: (np.logaddexp(0, v), sg, sg * (1 - sg)),
+        'swish': lambda: (v * sg, sg * (1 + v * (1 - sg)), sg * (1 - sg) * (2 + v * (1 - 2 * sg))),
+    }[act]()
