@@ -103,9 +103,16 @@ class DatasetInfoTest(tf.test.TestCase):
 
   def test_manifest_checked(self):
     ds = self.tmp / 'ds'
+    # A count the records disagree with stops training at start-up (it used to be ignored).
     (ds / 'manifest.json').write_text(json.dumps({'count': 11, 'resolution': 8, 'channels': 1,
                                                    'label_dim': 5}))
-    with self.assertRaisesRegex(DatasetError, 'manifest.json says count=11'):
+    with self.assertRaisesRegex(DatasetError, 'manifest.json says 11 images but the files hold '
+                                '10; the dataset was modified'):
+      DatasetInfo.from_dir(ds)
+    (ds / 'manifest.json').write_text(json.dumps({'count': 10, 'resolution': 8, 'channels': 3,
+                                                   'label_dim': 5}))
+    with self.assertRaisesRegex(DatasetError, 'manifest.json says count=10, resolution=8, '
+                                'channels=3'):
       DatasetInfo.from_dir(ds).verify()
     (ds / 'manifest.json').write_text('{not json')
     with self.assertRaisesRegex(DatasetError, 'unreadable manifest'):
