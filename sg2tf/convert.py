@@ -441,6 +441,8 @@ def main(argv):
                          'required')
   try:
     out = convert(f.pkl, f.out, impl=f.impl, overwrite=f.overwrite)
+  except files.DiskWriteError as e:  # one line: what could not be written, where, free space
+    raise SystemExit(f'error: {e}') from None
   except (OfficialPickleError, FileNotFoundError, FileExistsError) as e:
     raise app.UsageError(str(e)) from None
   logging.info('Wrote %s', out)

@@ -238,8 +238,14 @@ class Checkpointer:
     state = os.path.join(directory, STATE_FILE)
     if keep:
       latest = resumed if resumed_number is not None else keep[-1]
-      lines = [f'model_checkpoint_path: "{os.path.basename(latest)}"'] + [
-          f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in keep]
+      # The manager rotates only entries newer than last_preserved_timestamp: give each its
+      # index file's time, so the older checkpoints keep rotating as before the restart.
+      times = [os.path.getmtime(p + '.index') if os.path.exists(p + '.index') else 0.0
+               for p in keep]
+      lines = ([f'model_checkpoint_path: "{os.path.basename(latest)}"'] +
+               [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in keep] +
+               [f'all_model_checkpoint_timestamps: {t!r}' for t in times] +
+               [f'last_preserved_timestamp: {min(times) - 1.0!r}'])
       files.write_text(state, '\n'.join(lines) + '\n', what='the checkpoint state file')
     elif os.path.exists(state):
       dest = os.path.join(directory, DAMAGED_DIR)
@@ -260,12 +266,13 @@ class Checkpointer:
     files and raises DiskWriteError naming the checkpoint, the free space and the last good
     checkpoint (which is intact)."""
     prefix = os.path.join(self.directory, f'ckpt-{int(number)}')
+    existed = os.path.exists(prefix + '.index')  # then TensorFlow's merge never started
     try:
       path = self.manager.save(checkpoint_number=int(number))
     except Exception as e:  # pylint: disable=broad-except
       if not files.is_write_error(e):
         raise
-      self._remove_partial(int(number))
+      self._remove_partial(int(number), keep_files=existed)
       last = self._last_good or 'none yet'
       raise files.DiskWriteError(
           'checkpoint', prefix, files.write_error('checkpoint', prefix, e).reason,
@@ -280,12 +287,15 @@ class Checkpointer:
     logging.info('Saved checkpoint %s', path)
     return path
 
-  def _remove_partial(self, number: int) -> None:
+  def _remove_partial(self, number: int, keep_files: bool) -> None:
+    """Deletes what a failed save of ckpt-<number> wrote: its _temp folder and, unless a
+    checkpoint of that number was there before (keep_files), its files."""
     if not os.path.isdir(self.directory):
       return
     for name in os.listdir(self.directory):
       m = _CKPT_RE.match(name)
-      if (m and int(m.group(1)) == number) or re.match(rf'^ckpt-{number}_temp', name):
+      if (m and int(m.group(1)) == number and not keep_files) or re.match(
+          rf'^ckpt-{number}_temp', name):
         path = os.path.join(self.directory, name)
         if os.path.isdir(path):
           shutil.rmtree(path, ignore_errors=True)

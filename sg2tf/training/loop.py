@@ -55,6 +55,15 @@ class Trainer:
       self._lock = files.lock_dir(cfg.run_dir, 'run directory')
     else:
       os.makedirs(cfg.run_dir, exist_ok=True)
+    try:
+      self._build()
+    except BaseException:
+      self.close()
+      raise
+
+  def _build(self):
+    cfg, strategy = self.cfg, self.strategy
+    self.monitor = None
     self.info = sg2tf_dataset.DatasetInfo.from_dir(cfg.data.data_dir)
     self._check_run_dir()
 
@@ -283,7 +292,8 @@ class Trainer:
 
   def close(self):
     """Closes the event files and releases the run directory's lock."""
-    self.monitor.close()
+    if getattr(self, 'monitor', None) is not None:
+      self.monitor.close()
     if self._lock is not None:
       self._lock.release()
       self._lock = None

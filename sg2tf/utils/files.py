@@ -265,9 +265,12 @@ def remove_leftovers(folder: str, patterns: Sequence[str] = ()) -> List[str]:
   return removed
 
 
+_PROBE_BYTES = 64 << 10
+
+
 def check_writable(folder: str, what: str = 'directory') -> None:
-  """Creates folder if needed and proves a file can be written and removed in it; raises
-  DiskWriteError (naming folder, reason and free space) otherwise."""
+  """Creates folder if needed and proves that a file (64 KiB, synced) can be written and
+  removed in it; raises DiskWriteError (naming folder, reason and free space) otherwise."""
   folder = os.path.abspath(os.fspath(folder))
   _makedirs(folder, what)
   probe = os.path.join(folder, f'.sg2tf-write-test.tmp-{secrets.token_hex(6)}')
@@ -275,7 +278,7 @@ def check_writable(folder: str, what: str = 'directory') -> None:
     try:
       fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666)
       try:
-        os.write(fd, b'x')
+        os.write(fd, b'\0' * _PROBE_BYTES)
         os.fsync(fd)
       finally:
         os.close(fd)
