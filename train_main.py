@@ -12,7 +12,6 @@ settings.
 import sys
 
 from absl import app
-from absl import logging
 
 from sg2tf import flags as sg2tf_flags
 

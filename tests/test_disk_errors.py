@@ -4,7 +4,6 @@ last good checkpoint / export / dataset stays intact. Uses a small tmpfs per tes
 with the reason, where mounting is not allowed)."""
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import subprocess
@@ -29,12 +28,7 @@ from tests.training import tiny
 _REASONS = {'full': 'No space left on device', 'readonly': 'Read-only file system'}
 
 
-def _tree(folder):
-  out = {}
-  for rel in tiny.list_files(folder):
-    with open(os.path.join(folder, rel), 'rb') as f:
-      out[rel] = hashlib.sha256(f.read()).hexdigest()
-  return out
+_tree = tiny.file_digests
 
 
 def _temporaries(folder):

@@ -10,12 +10,10 @@ stops and changes nothing, unless --resume=none. Leftovers of interrupted writes
 """
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import tempfile
 
-import numpy as np
 import tensorflow as tf
 
 from sg2tf.training import checkpointing
@@ -23,24 +21,12 @@ from sg2tf.training import config as config_lib
 from sg2tf.training import distribute
 from sg2tf.training import loop
 from tests.training import tiny
+from tests.training.test_loop import _state  # pylint: disable=g-bad-import-order
 
 _LOSS = dict(g_reg_interval=2, d_reg_interval=3)
 
 
-def _state(tr):
-  variables = (tr.G.variables + tr.D.variables + tr.G_ema.variables + tr.g_opt.variables +
-               tr.d_opt.variables)
-  return [v.numpy() for v in variables] + [tr.pl_mean.numpy(), tr.rng.state.numpy(),
-                                           tr.step.numpy(), tr.nimg.numpy()]
-
-
-def _snapshot(folder):
-  """{relative path: sha256} of every file below folder."""
-  out = {}
-  for rel in tiny.list_files(folder):
-    with open(os.path.join(folder, rel), 'rb') as f:
-      out[rel] = hashlib.sha256(f.read()).hexdigest()
-  return out
+_snapshot = tiny.file_digests
 
 
 def _data_file(ckpt_dir, n):
