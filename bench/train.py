@@ -27,7 +27,6 @@ import pathlib
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -177,11 +176,8 @@ def main():
   meta = {'host': platform.node(), 'machine': platform.machine(), 'cpus': os.cpu_count(),
           'python': platform.python_version(), 'time': time.strftime('%Y-%m-%d %H:%M:%S'),
           'load_avg_1min': os.getloadavg()[0]}
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)), suffix='.json')
-  with os.fdopen(fd, 'w') as f:
-    json.dump({'meta': meta, 'cases': CASES, 'results': results}, f, indent=1)
-  os.replace(tmp, args.out)
+  from sg2tf.utils import files  # pylint: disable=g-import-not-at-top
+  files.write_json(args.out, {'meta': meta, 'cases': CASES, 'results': results})
   print(f'\nWrote {args.out}')
 
 

@@ -187,8 +187,11 @@ def define_train_flags(flag_values=FLAGS):
                        'resolutions run in float16.', **kw)
   flags.DEFINE_float('conv_clamp', 256.0, 'With --mixed_precision: clamp conv outputs to '
                      '[-conv_clamp, conv_clamp] (keeps float16 finite).', **kw)
-  flags.DEFINE_string('resume', 'latest', 'latest (the run_dir\'s newest checkpoint, if any), '
-                      'none, or a checkpoint prefix.', **kw)
+  flags.DEFINE_string('resume', 'latest', 'latest: the run_dir\'s newest intact checkpoint, '
+                      'if any (damaged newer ones are skipped with a warning and moved to '
+                      'checkpoints/damaged/; if every checkpoint is damaged training stops); '
+                      'none: start a new training (refused while an intact checkpoint exists; '
+                      'damaged ones are moved aside); or a checkpoint prefix.', **kw)
   flags.DEFINE_string('resume_pkl', None, 'Official StyleGAN2 pickle to fine-tune from (when '
                       'no checkpoint is resumed).', **kw)
   flags.DEFINE_bool('exact_data_resume', True, 'Checkpoint the input pipeline too (its shuffle '

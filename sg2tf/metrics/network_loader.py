@@ -115,9 +115,10 @@ def _load_network_dir(path: str, impl: str):
 
 
 def _load_run_dir(path: str, impl: str):
-  """Latest training checkpoint, else the newest network directory in the run."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  ckpt = tf.train.latest_checkpoint(os.path.join(path, _RUN_CHECKPOINTS))
+  """Newest intact training checkpoint (found from the files, damaged ones skipped with a
+  warning), else the newest network directory in the run."""
+  from sg2tf.training import checkpointing  # pylint: disable=g-import-not-at-top
+  ckpt = checkpointing.find_resume(path).latest
   if ckpt is not None and os.path.isfile(os.path.join(path, _RUN_CONFIG)):
     return _load_checkpoint(ckpt, impl)
   candidates = [os.path.join(path, n) for n in os.listdir(path) if n.startswith(_SNAPSHOT_PREFIX)]

@@ -12,13 +12,12 @@ keys (plus optimizers etc.) can be initialised from it with
 
 import json
 import os
-import shutil
-import tempfile
 
 import tensorflow as tf
 
 from sg2tf.networks.discriminator import Discriminator
 from sg2tf.networks.generator import Generator
+from sg2tf.utils import files
 
 FORMAT = 'sg2tf.networks'
 VERSION = 1
@@ -50,34 +49,20 @@ def copy_weights(src, dst, who: str) -> None:
     d.assign(s.numpy())
 
 
-def save_networks(out_dir, G, D, G_ema, metadata=None, overwrite=False):
-  """Writes G, D, G_ema to out_dir atomically (temp dir, then rename). Returns out_dir."""
-  out_dir = os.path.abspath(out_dir)
-  occupied = os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir))
-  if occupied and not overwrite:
-    raise FileExistsError(f'{out_dir} exists and is not empty; choose another output directory '
-                          'or pass overwrite=True (--overwrite).')
-  parent = os.path.dirname(out_dir)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=os.path.basename(out_dir) + '.tmp-', dir=parent)
-  try:
-    config = {'format': FORMAT, 'version': VERSION,
-              'G': network_kwargs(G.get_config()), 'D': network_kwargs(D.get_config())}
-    config.update(metadata or {})
-    with open(os.path.join(tmp, CONFIG_FILE), 'w') as f:
+def save_networks(out_dir, G, D, G_ema, metadata=None, overwrite=False, what='network directory'):
+  """Writes G, D, G_ema to out_dir atomically (sg2tf.utils.files.AtomicDir: a hidden temporary
+  directory, renamed when complete; modes follow the umask). Returns out_dir.
+
+  Raises FileExistsError (out_dir not empty, without overwrite) and DiskWriteError (disk full
+  or read-only; nothing is left behind and an older out_dir is intact)."""
+  config = {'format': FORMAT, 'version': VERSION,
+            'G': network_kwargs(G.get_config()), 'D': network_kwargs(D.get_config())}
+  config.update(metadata or {})
+  with files.AtomicDir(out_dir, overwrite=overwrite, what=what) as d:
+    with open(os.path.join(d.tmp, CONFIG_FILE), 'w', encoding='utf-8') as f:
       json.dump(config, f, indent=1)
-    tf.train.Checkpoint(G=G, D=D, G_ema=G_ema).save(os.path.join(tmp, CKPT_PREFIX))
-    if os.path.exists(out_dir):
-      old = out_dir + f'.old-{os.getpid()}'
-      os.replace(out_dir, old)
-      os.replace(tmp, out_dir)
-      shutil.rmtree(old, ignore_errors=True)
-    else:
-      os.replace(tmp, out_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
-  return out_dir
+    tf.train.Checkpoint(G=G, D=D, G_ema=G_ema).save(os.path.join(d.tmp, CKPT_PREFIX))
+  return d.path
 
 
 def load_network_config(path):

@@ -16,10 +16,10 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from typing import Optional, Tuple
 
 from sg2tf import configs as net_configs
+from sg2tf.utils import files
 
 STRATEGIES = ('mirrored', 'multi_worker', 'default')
 IMPLS = ('auto', 'custom', 'ref')
@@ -201,7 +201,19 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
   _require(cfg.num_fp16_res >= 0, f'--num_fp16_res={cfg.num_fp16_res} must be >= 0.')
   _require(cfg.conv_clamp is None or cfg.conv_clamp > 0,
            f'--conv_clamp={cfg.conv_clamp} must be > 0 (or unset for no clamp).')
+  for flag, value in (('total_kimg', cfg.total_kimg), ('ema_kimg', cfg.ema_kimg),
+                      ('gamma', cfg.loss.r1_gamma), ('pl_weight', cfg.loss.pl_weight),
+                      ('pl_decay', cfg.loss.pl_decay), ('style_mixing', cfg.loss.style_mixing_prob),
+                      ('lr', cfg.optimizer.learning_rate), ('beta1', cfg.optimizer.beta1),
+                      ('beta2', cfg.optimizer.beta2), ('epsilon', cfg.optimizer.epsilon),
+                      ('tick_kimg', cfg.tick_kimg), ('ema_rampup', cfg.ema_rampup),
+                      ('conv_clamp', cfg.conv_clamp)):
+    _require(value is None or math.isfinite(value),
+             f'--{flag}={value} must be a finite number.')
   _require(cfg.total_kimg > 0, f'--total_kimg={cfg.total_kimg} must be > 0.')
+  _require(cfg.tick_kimg is None or cfg.tick_kimg > 0,
+           f'--tick_kimg={cfg.tick_kimg} must be > 0 (thousands of images per tick; unset for '
+           'the official length at the training resolution).')
   _require(cfg.ema_kimg >= 0, f'--ema_kimg={cfg.ema_kimg} must be >= 0.')
   _require(cfg.ema_rampup is None or cfg.ema_rampup > 0,
            f'--ema_rampup={cfg.ema_rampup} must be > 0 (or unset).')
@@ -282,28 +294,30 @@ def check_replicas(cfg: TrainConfig, num_replicas: int) -> None:
              f'stddev group size {g} (--mbstd_group_size); use a multiple of {g} per replica.')
 
 
+def is_chief_process(strategy: str) -> bool:
+  """Whether this process is the one that writes the run directory (and so takes its lock),
+  from TF_CONFIG alone, before TensorFlow starts: the same rule as distribute.is_chief."""
+  if strategy != 'multi_worker':
+    return True
+  try:
+    tf_config = json.loads(os.environ.get('TF_CONFIG') or '{}')
+    cluster, task = tf_config.get('cluster') or {}, tf_config.get('task') or {}
+  except (ValueError, AttributeError):
+    return True  # make_strategy reports the bad TF_CONFIG.
+  if not cluster:
+    return True
+  if 'chief' in cluster:
+    return task.get('type') == 'chief'
+  return task.get('type') == 'worker' and int(task.get('index', 0)) == 0
+
+
 def _checkpoint_exists(prefix: str) -> bool:
   return os.path.isfile(prefix + '.index')
 
 
-def atomic_write_text(path: str, text: str) -> None:
-  """Writes text to path via a temporary file in the same folder and os.replace."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
-  try:
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
 def write_config(cfg: TrainConfig) -> str:
   path = os.path.join(cfg.run_dir, CONFIG_NAME)
-  atomic_write_text(path, cfg.to_json() + '\n')
+  files.write_text(path, cfg.to_json() + '\n', what='the run config')
   return path
 
 

@@ -29,6 +29,7 @@ from sg2tf.training import config as config_lib
 from sg2tf.training import distribute
 from sg2tf.training import monitoring
 from sg2tf.training import phases as phases_lib
+from sg2tf.utils import files
 
 ConfigError = config_lib.ConfigError
 
@@ -47,7 +48,22 @@ class Trainer:
     config_lib.check_replicas(cfg, self.replicas)
     self.chief = distribute.is_chief(strategy)
     self.multi_worker = distribute.is_multi_worker(strategy)
-    os.makedirs(cfg.run_dir, exist_ok=True)
+    self._lock = None
+    if self.chief:
+      # One training per run directory; a second one stops here (DirectoryLockedError).
+      files.check_writable(cfg.run_dir, 'the run directory (--run_dir)')
+      self._lock = files.lock_dir(cfg.run_dir, 'run directory')
+    else:
+      os.makedirs(cfg.run_dir, exist_ok=True)
+    try:
+      self._build()
+    except BaseException:
+      self.close()
+      raise
+
+  def _build(self):
+    cfg, strategy = self.cfg, self.strategy
+    self.monitor = None
     self.info = sg2tf_dataset.DatasetInfo.from_dir(cfg.data.data_dir)
     self._check_run_dir()
 
@@ -122,12 +138,36 @@ class Trainer:
                                  epsilon=self.cfg.optimizer.epsilon, name=name)
 
   def _check_run_dir(self):
+    """Finds what to resume from (checkpointing.find_resume) before anything is built or
+    written; refuses, changing nothing, when checkpoints exist but none is intact."""
     cfg = self.cfg
-    if not checkpointing.has_checkpoints(cfg.run_dir):
+    self.resume_point = None
+    if cfg.resume not in ('latest', 'none'):
+      reason = checkpointing.verify(cfg.resume)
+      if reason:
+        raise ConfigError(f'--resume={cfg.resume}: the checkpoint is damaged: {reason}. Pass '
+                          'another checkpoint, or --resume=latest for the newest intact one.')
+      return
+    point = checkpointing.find_resume(cfg.run_dir)
+    self.resume_point = point
+    if point.latest is None:
+      if point.damaged and cfg.resume == 'latest':
+        listing = '; '.join(f'{p}: {r}' for p, r in point.damaged)
+        raise checkpointing.CheckpointDamagedError(
+            f'{cfg.run_dir} holds {len(point.damaged)} checkpoint(s) but none is intact '
+            f'({listing}). Nothing was changed. Restore them from a backup, or pass '
+            f'--resume=none to start a new training in this run directory (the damaged '
+            f'checkpoints are then moved to {checkpointing.checkpoint_dir(cfg.run_dir)}/'
+            f'{checkpointing.DAMAGED_DIR}/, not deleted).')
+      if point.damaged:
+        logging.warning('--resume=none: starting a new training in %s; its %d damaged '
+                        'checkpoint(s) go to %s/%s/.', cfg.run_dir, len(point.damaged),
+                        checkpointing.checkpoint_dir(cfg.run_dir), checkpointing.DAMAGED_DIR)
       return
     if cfg.resume == 'none':
-      raise ConfigError(f'--resume=none but {cfg.run_dir} already holds checkpoints; resume '
-                        'with --resume=latest (the default) or choose a new --run_dir.')
+      raise ConfigError(f'--resume=none but {cfg.run_dir} already holds checkpoints (the '
+                        f'newest intact one is {point.latest}); resume with --resume=latest '
+                        '(the default) or choose a new --run_dir.')
     path = os.path.join(cfg.run_dir, config_lib.CONFIG_NAME)
     if cfg.resume == 'latest' and os.path.isfile(path):
       old = config_lib.read_config(cfg.run_dir)
@@ -143,9 +183,12 @@ class Trainer:
     cfg = self.cfg
     path = None
     if cfg.resume == 'latest':
-      path = self.checkpointer.latest
+      path = self.resume_point.latest if self.resume_point else None
     elif cfg.resume != 'none':
       path = cfg.resume
+    self.checkpointer.prepare(self.resume_point, resumed=path)
+    if self.chief:
+      checkpointing.remove_run_dir_leftovers(cfg.run_dir)
     if path:
       self.checkpointer.restore(path)
       logging.info('Resuming at kimg %.3f (minibatch %d).', self.nimg.numpy() / 1000,
@@ -242,7 +285,18 @@ class Trainer:
         break
     if done:
       self.export()
+      if self.chief:  # A finished run leaves no temporaries of interrupted writes behind.
+        self.checkpointer.remove_leftovers()
+        checkpointing.remove_run_dir_leftovers(cfg.run_dir)
     return metrics
+
+  def close(self):
+    """Closes the event files and releases the run directory's lock."""
+    if getattr(self, 'monitor', None) is not None:
+      self.monitor.close()
+    if self._lock is not None:
+      self._lock.release()
+      self._lock = None
 
   # ------------------------------------------------------------------ maintenance
 
@@ -390,7 +444,9 @@ def train(cfg: config_lib.TrainConfig, strategy: Optional[tf.distribute.Strategy
   """Trains a resolved config to the end; returns the Trainer."""
   strategy = strategy or distribute.make_strategy(cfg.strategy)
   trainer = Trainer(cfg, strategy)
-  with sg2tf_dataset.translate_errors(trainer.info, cfg.resolution):
-    trainer.run()
-  trainer.monitor.close()
+  try:
+    with sg2tf_dataset.translate_errors(trainer.info, cfg.resolution):
+      trainer.run()
+  finally:
+    trainer.close()
   return trainer

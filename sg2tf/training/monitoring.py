@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from sg2tf import tool_util
+from sg2tf.utils import files
 
 
 def format_time(seconds: float) -> str:
@@ -96,15 +97,17 @@ class Monitor:
   def __init__(self, run_dir: str, chief: bool = True):
     self.run_dir = run_dir
     self.chief = chief
-    self._writer = tf.summary.create_file_writer(run_dir) if chief else None
+    with files.writing('TensorBoard events', run_dir):
+      self._writer = tf.summary.create_file_writer(run_dir) if chief else None
 
   def scalars(self, step: int, values: Dict[str, float]):
     if self._writer is None:
       return
-    with self._writer.as_default(step=int(step)):
-      for k, v in sorted(values.items()):
-        tf.summary.scalar(k, float(v))
-    self._writer.flush()
+    with files.writing('TensorBoard events', self.run_dir):
+      with self._writer.as_default(step=int(step)):
+        for k, v in sorted(values.items()):
+          tf.summary.scalar(k, float(v))
+      self._writer.flush()
 
   def image(self, step: int, name: str, image: np.ndarray, png_name: Optional[str] = None):
     """Logs a uint8 [H, W, C] image to TensorBoard and, with png_name, as a PNG."""
@@ -112,9 +115,10 @@ class Monitor:
       return None
     path = tool_util.save_png(os.path.join(self.run_dir, png_name), image) if png_name else None
     if self._writer is not None:
-      with self._writer.as_default(step=int(step)):
-        tf.summary.image(name, image[np.newaxis], max_outputs=1)
-      self._writer.flush()
+      with files.writing('TensorBoard events', self.run_dir):
+        with self._writer.as_default(step=int(step)):
+          tf.summary.image(name, image[np.newaxis], max_outputs=1)
+        self._writer.flush()
     return path
 
   def progress(self, tick: int, kimg: float, total_kimg: float, total_sec: float,

@@ -84,6 +84,12 @@ class ResolveTest(tf.test.TestCase):
         (dict(resume='/nope/ckpt-1'), '--resume'),
         (dict(grid=(0, 3)), '--grid'),
         (dict(loss=config_lib.LossConfig(style_mixing_prob=2.0)), '--style_mixing'),
+        # A tick of <= 0 images would checkpoint every minibatch; inf gamma trains nothing.
+        (dict(tick_kimg=0.0), '--tick_kimg=0.0 must be > 0'),
+        (dict(tick_kimg=-1.0), '--tick_kimg=-1.0 must be > 0'),
+        (dict(loss=config_lib.LossConfig(r1_gamma=float('inf'))), '--gamma=inf must be a finite'),
+        (dict(loss=config_lib.LossConfig(r1_gamma=float('nan'))), '--gamma=nan must be a finite'),
+        (dict(optimizer=config_lib.OptimizerConfig(learning_rate=float('inf'))), '--lr=inf'),
     ]
     for kw, needle in cases:
       kw.setdefault('batch_size', 4)
@@ -154,6 +160,11 @@ class TrainMainTest(tf.test.TestCase):
     proc = self.run_main('--data_dir=/d', f'--run_dir={run_dir}', '--no_such_flag=1')
     self.assertEqual(proc.returncode, 1)
     self.assertIn('no_such_flag', proc.stderr)
+    proc = self.run_main(f'--data_dir={tiny.make_dataset(os.path.join(self.get_temp_dir(), "d"), count=4, resolution=8)}',
+                         f'--run_dir={run_dir}', '--batch_size=4', '--gamma=inf')
+    self.assertEqual(proc.returncode, 1)
+    self.assertIn('--gamma=inf must be a finite number', proc.stderr)
+    self.assertFalse(os.path.exists(run_dir))
 
 
 if __name__ == '__main__':
