@@ -367,21 +367,25 @@ class GrowingDiscriminatorBase(LodMixin, keras.Model):
   def max_level(self):
     return len(self.resolutions) - 1
 
-  def call(self, img, c=None, impl=None, training=None):
+  def call(self, img, c=None, impl=None, training=None, resolution=None):
     """img: [N, R, R, C] (NHWC, nominally [-1, 1]) at the current lod, or [N, r, r, C] with
-    r = R / 2**k for k <= lod <= k + 1 (training); c: [N, c_dim] -> logits [N, 1]."""
+    r = R / 2**k for k <= lod <= k + 1 (one level, training); c: [N, c_dim] -> logits [N, 1].
+
+    resolution: the images' level, stated (training passes it: full-size images are then
+    level 0, for lod in [0, 1], and run without the switch over the levels)."""
     del training
     img = tf.convert_to_tensor(img)
     r, ch, name = self.img_resolution, self.img_channels, type(self).__name__
     size = img.shape[1] if img.shape.rank == 4 else None
     if (img.shape.rank != 4 or size is None or img.shape[2] != size or img.shape[3] != ch
-        or size not in self.resolutions):
+        or size not in self.resolutions or resolution not in (None, size)):
       raise ValueError(f'{name}: images must be [N, R, R, {ch}] (NHWC) with R = {r} or a '
-                       f'lower power of two >= 4 (one level), got shape {img.shape}')
+                       f'lower power of two >= 4 (one level, = resolution={resolution} when '
+                       f'given), got shape {img.shape}')
     if self.c_dim and c is None:
       raise ValueError(f'{name}: this network is conditional (c_dim={self.c_dim}); pass labels '
                        'as the second argument, D(images, c).')
-    if size < r:
+    if size < r or resolution is not None:
       level = level_of(size, r)
       check_level_lod(self._lod, level, self.max_level, name)
       return self._level_logits(img, level, c, impl)

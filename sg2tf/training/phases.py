@@ -23,6 +23,7 @@ Path length draws its noise at the level's resolution scaled by 1/resolution, th
 distribution as the official full-size noise summed over each upsampled block.
 """
 
+import functools
 from typing import Dict, Optional
 
 import tensorflow as tf
@@ -91,6 +92,9 @@ class Phases:
     self.pl_batch = max(1, self.batch // self.loss.pl_batch_shrink)
     self.pl_scale = losses.pl_noise_scale(self.res)
     self.r1_scale = (self.res / self.G.img_resolution) ** 2
+    # Growing: D is told the level, so full-size images are level 0 (no switch over levels).
+    self._disc = (self.D if resolution is None else
+                  functools.partial(self.D, resolution=resolution))
     kw = dict(jit_compile=self._jit_compile, reduce_retracing=True)
     self.g_main = tf.function(self._g_main, **kw)
     self.g_reg = tf.function(self._g_reg, **kw)
@@ -106,7 +110,7 @@ class Phases:
     return growing.fade_reals(reals, frac)
 
   def _r1(self, reals, labels):
-    logits, gp = losses.r1_penalty(self.D, reals, labels, self.impl)
+    logits, gp = losses.r1_penalty(self._disc, reals, labels, self.impl)
     return logits, gp * self.r1_scale if self.r1_scale != 1 else gp
 
   # ------------------------------------------------------------------ cross-replica parts
@@ -189,7 +193,7 @@ class Phases:
     return total, metrics, new_mean, w_mean
 
   def _g_main_replica(self, seed):
-    G, D = self.G, self.D
+    G, D = self.G, self._disc
     inputs = sampling.generator_inputs(G, seed, self.batch, self.loss.style_mixing_prob,
                                        self.label_table, resolution=self.resolution)
     pl_mean = None
@@ -214,7 +218,7 @@ class Phases:
     return metrics, w_mean, pl_mean
 
   def _d_main_replica(self, seed, reals, labels):
-    G, D = self.G, self.D
+    G, D = self.G, self._disc
     inputs = sampling.generator_inputs(G, seed, self.batch, self.loss.style_mixing_prob,
                                        resolution=self.resolution)
     inputs.labels = labels
@@ -238,7 +242,7 @@ class Phases:
         total = total + losses.scale_to_global(reg, self.batch)
         metrics['Loss/r1_penalty'] = losses.scale_to_global(gp, self.batch)
         metrics['Loss/D/reg'] = losses.scale_to_global(reg, self.batch)
-    self._apply(self.d_opt, total, tape, D.trainable_variables)
+    self._apply(self.d_opt, total, tape, self.D.trainable_variables)
     return metrics, w_mean
 
   def _d_reg_replica(self, reals, labels):
