@@ -131,18 +131,19 @@ class LevelOfDetailTest(tf.test.TestCase, parameterized.TestCase):
     reals = tf.constant(growing.box_downsample(self.x, 2))
 
     @tf.function
-    def step():
+    def step(reals):
       with tf.GradientTape() as outer:
         img = self.G.synthesis(self.G.mapping(self.z), noise_mode='const', resolution=16)
         with tf.GradientTape() as inner:
           inner.watch(reals)
           real_logits = self.D(reals)
-        r1 = tf.reduce_sum(tf.square(inner.gradient(tf.reduce_sum(real_logits), reals)))
+          total = tf.reduce_sum(real_logits)
+        r1 = tf.reduce_sum(tf.square(inner.gradient(total, reals)))
         loss = tf.reduce_sum(self.D(img)) + r1
       grads = outer.gradient(loss, self.G.trainable_variables + self.D.trainable_variables)
       return img, real_logits, grads
 
-    img, real_logits, grads = step()
+    img, real_logits, grads = step(reals)
     self.assertEqual(img.shape, [4, 16, 16, 3])
     self.assertAllClose(np.repeat(np.repeat(img, 2, 1), 2, 2), self.image(1.4), atol=1e-6)
     self.assertAllClose(real_logits, self.D(np.repeat(np.repeat(reals, 2, 1), 2, 2)), atol=1e-6)

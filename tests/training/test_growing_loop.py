@@ -132,10 +132,12 @@ class GrowingTrainerTest(tf.test.TestCase):
   def test_config_a_and_mixed_precision_train_across_the_switch(self):
     """The StyleGAN networks (config a: R1 in Dmain every minibatch), and config b's
     networks with float16 blocks, into a fade-in with finite losses (schedule evaluated every
-    minibatch here: 4x4 at lod 1, then 8x8 at lod 0.75)."""
+    minibatch here: 4x4 at lod 1, then 8x8 at lod 0.75), on the compiled ops."""
+    testutil.custom_ops_or_skip(self)
     every_step = dataclasses.replace(SCHEDULE, lod_training_kimg=0.0, minibatch_repeats=1)
-    for name, nets, extra in (('a', 'config-a', {}),
-                              ('mp', 'config-b', dict(mixed_precision=True, num_fp16_res=1))):
+    for name, nets, extra in (('a', 'config-a', dict(impl='custom')),
+                              ('mp', 'config-b', dict(mixed_precision=True, num_fp16_res=1,
+                                                      impl='custom'))):
       tr = loop.Trainer(self.config(name, 0.020, nets=nets, schedule=every_step, **extra),
                         distribute.make_strategy('default'))
       for _ in range(2):
