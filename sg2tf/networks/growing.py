@@ -244,9 +244,39 @@ class GrowingGeneratorBase(keras.Model):
   """Mapping + growing synthesis, truncation with the build function's own defaults, style
   mixing over the layers of the current lod, w_avg tracking (official G_main / G_style).
 
-  Subclasses create `self.mapping` and `self.synthesis` and set `truncation_psi`,
-  `truncation_cutoff` (the defaults that a call without truncation arguments uses).
+  Subclasses set MAPPING / SYNTHESIS (the classes) and call `_setup` from __init__;
+  `truncation_psi`, `truncation_cutoff` are the defaults a call without truncation
+  arguments uses.
   """
+  MAPPING = MappingNetwork
+  SYNTHESIS = None
+
+  def _setup(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_layers,
+             mapping_dim, mapping_lr_multiplier, mapping_activation, normalize_z, w_avg_beta,
+             truncation_psi, truncation_cutoff, **synthesis_kwargs):
+    self.z_dim, self.c_dim, self.w_dim = int(z_dim), int(c_dim), int(w_dim)
+    self.img_resolution, self.img_channels = int(img_resolution), int(img_channels)
+    self.truncation_psi = None if truncation_psi is None else float(truncation_psi)
+    self.truncation_cutoff = None if truncation_cutoff is None else int(truncation_cutoff)
+    self.synthesis = self.SYNTHESIS(w_dim=self.w_dim, img_resolution=self.img_resolution,
+                                    img_channels=self.img_channels, name='synthesis',
+                                    **synthesis_kwargs)
+    self.num_ws = self.synthesis.num_ws
+    self.mapping = self.MAPPING(
+        z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, num_ws=self.num_ws,
+        num_layers=mapping_layers, layer_dim=mapping_dim, lr_multiplier=mapping_lr_multiplier,
+        activation=mapping_activation, normalize_z=normalize_z, w_avg_beta=w_avg_beta,
+        name='mapping')
+    # The constructor's kwargs as normalised by the sub-networks (for get_config).
+    syn = {k: v for k, v in self.synthesis.get_config().items() if k in synthesis_kwargs}
+    self._config = dict(
+        z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, img_resolution=self.img_resolution,
+        img_channels=self.img_channels, mapping_layers=self.mapping.num_layers,
+        mapping_dim=self.mapping.layer_dim, mapping_lr_multiplier=self.mapping.lr_multiplier,
+        mapping_activation=self.mapping.activation, normalize_z=self.mapping.normalize_z,
+        w_avg_beta=self.mapping.w_avg_beta, **syn, truncation_psi=self.truncation_psi,
+        truncation_cutoff=self.truncation_cutoff)
+    self.build()
 
   @property
   def lod(self):
@@ -319,6 +349,7 @@ class GrowingGenerator(GrowingGeneratorBase):
   Mapping: sg2tf.networks.MappingNetwork (official G_mapping). Defaults of a call without
   truncation arguments: psi 0.5 on all layers, as the official G_main.
   """
+  SYNTHESIS = GrowingSynthesisNetwork
 
   def __init__(self, z_dim=512, c_dim=0, w_dim=512, img_resolution=1024, img_channels=3,
                mapping_layers=8, mapping_dim=512, mapping_lr_multiplier=0.01,
@@ -327,33 +358,12 @@ class GrowingGenerator(GrowingGeneratorBase):
                resample_filter=(1, 3, 3, 1), num_fp16_res=0, conv_clamp=None,
                truncation_psi=0.5, truncation_cutoff=None, **kwargs):
     super().__init__(**kwargs)
-    self.z_dim, self.c_dim, self.w_dim = int(z_dim), int(c_dim), int(w_dim)
-    self.img_resolution, self.img_channels = int(img_resolution), int(img_channels)
-    self.truncation_psi = None if truncation_psi is None else float(truncation_psi)
-    self.truncation_cutoff = None if truncation_cutoff is None else int(truncation_cutoff)
-    self._config = dict(
-        z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, img_resolution=self.img_resolution,
-        img_channels=self.img_channels, mapping_layers=int(mapping_layers),
-        mapping_dim=int(mapping_dim), mapping_lr_multiplier=float(mapping_lr_multiplier),
-        mapping_activation=mapping_activation, normalize_z=bool(normalize_z),
-        w_avg_beta=float(w_avg_beta), fmap_base=int(fmap_base), fmap_decay=float(fmap_decay),
-        fmap_min=int(fmap_min), fmap_max=int(fmap_max), activation=activation,
-        resample_filter=None if resample_filter is None else [float(v) for v in resample_filter],
-        num_fp16_res=int(num_fp16_res),
-        conv_clamp=None if conv_clamp is None else float(conv_clamp),
-        truncation_psi=self.truncation_psi, truncation_cutoff=self.truncation_cutoff)
-    self.synthesis = GrowingSynthesisNetwork(
-        w_dim=self.w_dim, img_resolution=self.img_resolution, img_channels=self.img_channels,
-        fmap_base=fmap_base, fmap_decay=fmap_decay, fmap_min=fmap_min, fmap_max=fmap_max,
-        activation=activation, resample_filter=resample_filter, num_fp16_res=num_fp16_res,
-        conv_clamp=conv_clamp, name='synthesis')
-    self.num_ws = self.synthesis.num_ws
-    self.mapping = MappingNetwork(
-        z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, num_ws=self.num_ws,
-        num_layers=mapping_layers, layer_dim=mapping_dim, lr_multiplier=mapping_lr_multiplier,
-        activation=mapping_activation, normalize_z=normalize_z, w_avg_beta=w_avg_beta,
-        name='mapping')
-    self.build()
+    self._setup(z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_layers, mapping_dim,
+                mapping_lr_multiplier, mapping_activation, normalize_z, w_avg_beta,
+                truncation_psi, truncation_cutoff, fmap_base=fmap_base, fmap_decay=fmap_decay,
+                fmap_min=fmap_min, fmap_max=fmap_max, activation=activation,
+                resample_filter=resample_filter, num_fp16_res=num_fp16_res,
+                conv_clamp=conv_clamp)
 
 
 class GrowingDiscriminatorBase(LodMixin, keras.Model):

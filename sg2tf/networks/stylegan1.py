@@ -371,6 +371,8 @@ class StyleGANGenerator(growing.GrowingGeneratorBase):
   G_style). sg2tf's convention for explicit arguments holds here too: truncation_cutoff=None
   means all layers (the official G_style would not truncate at all), psi 1 or None none.
   """
+  MAPPING = StyleGANMapping
+  SYNTHESIS = StyleGANSynthesisNetwork
 
   def __init__(self, z_dim=512, c_dim=0, w_dim=512, img_resolution=1024, img_channels=3,
                mapping_layers=8, mapping_dim=512, mapping_lr_multiplier=0.01,
@@ -378,30 +380,11 @@ class StyleGANGenerator(growing.GrowingGeneratorBase):
                fmap_decay=1.0, fmap_max=512, activation='lrelu', blur_filter=(1, 2, 1),
                fused_scale='auto', truncation_psi=0.7, truncation_cutoff=8, **kwargs):
     super().__init__(**kwargs)
-    self.z_dim, self.c_dim, self.w_dim = int(z_dim), int(c_dim), int(w_dim)
-    self.img_resolution, self.img_channels = int(img_resolution), int(img_channels)
-    self.truncation_psi = None if truncation_psi is None else float(truncation_psi)
-    self.truncation_cutoff = None if truncation_cutoff is None else int(truncation_cutoff)
-    self._config = dict(
-        z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, img_resolution=self.img_resolution,
-        img_channels=self.img_channels, mapping_layers=int(mapping_layers),
-        mapping_dim=int(mapping_dim), mapping_lr_multiplier=float(mapping_lr_multiplier),
-        mapping_activation=mapping_activation, normalize_z=bool(normalize_z),
-        w_avg_beta=float(w_avg_beta), fmap_base=int(fmap_base), fmap_decay=float(fmap_decay),
-        fmap_max=int(fmap_max), activation=activation, blur_filter=_blur_filter(blur_filter),
-        fused_scale=fused_scale, truncation_psi=self.truncation_psi,
-        truncation_cutoff=self.truncation_cutoff)
-    self.synthesis = StyleGANSynthesisNetwork(
-        w_dim=self.w_dim, img_resolution=self.img_resolution, img_channels=self.img_channels,
-        fmap_base=fmap_base, fmap_decay=fmap_decay, fmap_max=fmap_max, activation=activation,
-        blur_filter=blur_filter, fused_scale=fused_scale, name='synthesis')
-    self.num_ws = self.synthesis.num_ws
-    self.mapping = StyleGANMapping(
-        z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, num_ws=self.num_ws,
-        num_layers=mapping_layers, layer_dim=mapping_dim, lr_multiplier=mapping_lr_multiplier,
-        activation=mapping_activation, normalize_z=normalize_z, w_avg_beta=w_avg_beta,
-        name='mapping')
-    self.build()
+    self._setup(z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_layers, mapping_dim,
+                mapping_lr_multiplier, mapping_activation, normalize_z, w_avg_beta,
+                truncation_psi, truncation_cutoff, fmap_base=fmap_base, fmap_decay=fmap_decay,
+                fmap_max=fmap_max, activation=activation, blur_filter=blur_filter,
+                fused_scale=fused_scale)
 
 
 class StyleGANDiscriminator(growing.GrowingDiscriminatorBase):
