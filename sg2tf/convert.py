@@ -17,6 +17,7 @@ import re
 from absl import logging
 import numpy as np
 
+from sg2tf import official_variables
 from sg2tf.custom_ops import activation_funcs
 from sg2tf.layers import nf_fn
 from sg2tf.networks.discriminator import Discriminator
@@ -63,8 +64,10 @@ _D_DEFAULTS = dict(num_channels=3, resolution=1024, label_size=0, fmap_base=16 <
                    resample_kernel=[1, 3, 3, 1], is_template_graph=False)
 _G_KNOWN = set(_MAPPING_DEFAULTS) | set(_SYNTHESIS_DEFAULTS) | set(_G_MAIN_DEFAULTS)
 
-_SUPPORTED = {'G_main': 'G_main', 'mapping': 'G_mapping', 'synthesis': 'G_synthesis_stylegan2',
-              'D': 'D_stylegan2'}
+# G build function -> the synthesis build functions it may hold; the D build functions.
+_G_SYNTHESIS = {'G_main': ('G_synthesis_stylegan2', 'G_synthesis_stylegan_revised'),
+                'G_style': ('G_synthesis',)}
+_D_FUNCS = ('D_stylegan2', 'D_stylegan', 'D_basic')
 
 
 def _fail(path, msg):
@@ -94,27 +97,29 @@ def read_pickle(path):
           and all(isinstance(n, _TFNetworkStub) for n in obj)):
     _fail(path, 'expected the tuple (G, D, Gs) of dnnlib.tflib.network.Network, got '
                 f'{type(obj).__name__}')
-  for net, want in zip(obj, ('G_main', 'D_stylegan2', 'G_main')):
+  for net, want in zip(obj, (tuple(_G_SYNTHESIS), _D_FUNCS, tuple(_G_SYNTHESIS))):
     _check_stub(path, net, want)
   for net in (obj[0], obj[2]):
     comps = net.components
     if set(comps) != {'mapping', 'synthesis'}:
       _fail(path, f'network {net.name!r} must have components mapping and synthesis, got '
                   f'{sorted(comps)}')
-    _check_stub(path, comps['mapping'], _SUPPORTED['mapping'])
-    _check_stub(path, comps['synthesis'], _SUPPORTED['synthesis'])
+    _check_stub(path, comps['mapping'], ('G_mapping',))
+    _check_stub(path, comps['synthesis'], _G_SYNTHESIS[net.build_func_name])
+  if obj[0].build_func_name != obj[2].build_func_name:
+    _fail(path, f'G was built by {obj[0].build_func_name!r} but Gs by {obj[2].build_func_name!r}')
   return obj
 
 
-def _check_stub(path, net, build_func_name):
+def _check_stub(path, net, build_func_names):
   for attr, typ in (('name', str), ('static_kwargs', dict), ('components', dict),
                     ('build_func_name', str), ('variables', list)):
     if not isinstance(getattr(net, attr, None), typ):
       _fail(path, f'a Network has no valid {attr!r} ({typ.__name__})')
-  if net.build_func_name != build_func_name:
+  if net.build_func_name not in build_func_names:
     _fail(path, f'network {net.name!r} was built by {net.build_func_name!r}; sg2tf imports '
-                f'{build_func_name!r} here (StyleGAN2 configs e/f and Table 2; progressive-growing '
-                'networks of configs a-d are not supported).')
+                f'{" or ".join(repr(n) for n in build_func_names)} here (every configuration of '
+                'the StyleGAN2 paper, and StyleGAN\'s G_style / D_basic).')
   for item in net.variables:
     if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
       _fail(path, f'network {net.name!r}: variables must be (name, array) pairs')
@@ -186,10 +191,12 @@ def generator_kwargs(path, g_stub):
   """sg2tf Generator kwargs from G_main + its components' static kwargs."""
   gk = _with_defaults(path, f'{g_stub.name} (G_main)', g_stub.static_kwargs, _G_KNOWN,
                       {**_MAPPING_DEFAULTS, **_SYNTHESIS_DEFAULTS, **_G_MAIN_DEFAULTS})
-  if gk['mapping_func'] != 'G_mapping' or gk['synthesis_func'] != 'G_synthesis_stylegan2':
-    _fail(path, f'unsupported mapping_func/synthesis_func {gk["mapping_func"]!r}/'
-                f'{gk["synthesis_func"]!r}')
   comps = g_stub.components
+  if gk['mapping_func'] != 'G_mapping' or gk['synthesis_func'] != (
+      comps['synthesis'].build_func_name):
+    _fail(path, f'unsupported mapping_func/synthesis_func {gk["mapping_func"]!r}/'
+                f'{gk["synthesis_func"]!r} (its synthesis component was built by '
+                f'{comps["synthesis"].build_func_name!r})')
   mk = _with_defaults(path, 'G_mapping', comps['mapping'].static_kwargs, _G_KNOWN, gk)
   sk = _with_defaults(path, 'G_synthesis', comps['synthesis'].static_kwargs, _G_KNOWN, gk)
   for comp in ('mapping', 'synthesis'):
@@ -404,23 +411,73 @@ def load_official_pkl(path, impl='auto'):
   """
   path = os.fspath(path)
   g_stub, d_stub, gs_stub = read_pickle(path)
-  g_kwargs, broadcast = generator_kwargs(path, g_stub)
-  gs_kwargs, _ = generator_kwargs(path, gs_stub)
+  g_cls, g_map, kwargs_fn = _generator_importer(path, g_stub)
+  g_kwargs, broadcast = kwargs_fn(g_stub)
+  gs_kwargs, _ = kwargs_fn(gs_stub)
   if gs_kwargs != g_kwargs:
     _fail(path, 'G and Gs have different static kwargs')
-  d_kwargs = discriminator_kwargs(path, d_stub)
+  d_cls, d_map, d_kwargs = _discriminator_importer(path, d_stub)
+  # Shapes first, networks after: absurd static kwargs must not allocate anything.
+  g_expected = (_expected_generator_shapes(g_kwargs) if g_cls is Generator
+                else official_variables.expected_shapes(g_cls.__name__, g_kwargs))
+  d_expected = (_expected_discriminator_shapes(d_kwargs) if d_cls is Discriminator
+                else official_variables.expected_shapes(d_cls.__name__, d_kwargs))
   for who, stub in (('G', g_stub), ('Gs', gs_stub)):
-    check_variable_shapes(path, who, _expected_generator_shapes(g_kwargs), flat_vars(stub))
-  check_variable_shapes(path, 'D', _expected_discriminator_shapes(d_kwargs), flat_vars(d_stub))
-  G, G_ema = Generator(impl=impl, **g_kwargs), Generator(impl=impl, **g_kwargs)
-  D = Discriminator(impl=impl, **d_kwargs)
+    check_variable_shapes(path, who, g_expected, flat_vars(stub))
+  check_variable_shapes(path, 'D', d_expected, flat_vars(d_stub))
+  extra = {'impl': impl} if g_cls is Generator else {}  # Newer networks: the op decides.
+  G, G_ema = g_cls(**extra, **g_kwargs), g_cls(**extra, **g_kwargs)
+  D = d_cls(**({'impl': impl} if d_cls is Discriminator else {}), **d_kwargs)
   if broadcast is not None and int(broadcast) != G.num_ws:
     _fail(path, f'dlatent_broadcast={broadcast} but the synthesis network has {G.num_ws} layers')
-  _assign(path, 'G', generator_variable_map(G), flat_vars(g_stub), ignore=('lod',))
-  _assign(path, 'Gs', generator_variable_map(G_ema), flat_vars(gs_stub), ignore=('lod',))
-  _assign(path, 'D', discriminator_variable_map(D), flat_vars(d_stub))
-  logging.info('Imported %s: G %s, D %s.', path, g_kwargs, d_kwargs)
+  growing = g_cls is not Generator
+  for net, stub, who in ((G, g_stub, 'G'), (G_ema, gs_stub, 'Gs')):
+    values = flat_vars(stub)
+    _assign(path, who, g_map(net), values, ignore=('lod', 'synthesis/lod'))
+    if growing:  # G's own lod drives its synthesis network (official G_main / G_style).
+      net.set_lod(_lod_value(path, who, values, 'lod'))
+  values = flat_vars(d_stub)
+  _assign(path, 'D', d_map(D), values, ignore=('lod',) if d_cls is not Discriminator else ())
+  if d_cls is not Discriminator:
+    D.set_lod(_lod_value(path, 'D', values, 'lod'))
+  logging.info('Imported %s: G %s %s, D %s %s.', path, g_cls.__name__, g_kwargs,
+               d_cls.__name__, d_kwargs)
   return G, D, G_ema
+
+
+def _lod_value(path, who, values, name):
+  if name not in values or values[name].shape != ():
+    _fail(path, f'{who}: a progressive-growing network needs a scalar {name!r} variable')
+  return float(values[name])
+
+
+def _generator_importer(path, g_stub):
+  """(class, variable-map function, kwargs function) for the pickle's generator."""
+  from sg2tf import convert_growing as cg  # pylint: disable=g-import-not-at-top
+  from sg2tf import networks  # pylint: disable=g-import-not-at-top
+  fail = lambda msg: _fail(path, msg)
+  if g_stub.build_func_name == 'G_style':
+    return (networks.StyleGANGenerator, cg.style_generator_variable_map,
+            lambda stub: cg.style_generator_kwargs(fail, stub))
+  if g_stub.components['synthesis'].build_func_name == 'G_synthesis_stylegan_revised':
+    acts = tuple(activation_funcs)
+    return (networks.GrowingGenerator, cg.revised_generator_variable_map,
+            lambda stub: cg.revised_generator_kwargs(fail, stub, acts))
+  return Generator, generator_variable_map, lambda stub: generator_kwargs(path, stub)
+
+
+def _discriminator_importer(path, d_stub):
+  """(class, variable-map function, kwargs) for the pickle's discriminator."""
+  from sg2tf import convert_growing as cg  # pylint: disable=g-import-not-at-top
+  from sg2tf import networks  # pylint: disable=g-import-not-at-top
+  fail = lambda msg: _fail(path, msg)
+  if d_stub.build_func_name == 'D_basic':
+    return (networks.StyleGANDiscriminator, cg.basic_discriminator_variable_map,
+            cg.basic_discriminator_kwargs(fail, d_stub))
+  if d_stub.build_func_name == 'D_stylegan':
+    return (networks.GrowingDiscriminator, cg.growing_discriminator_variable_map,
+            cg.growing_discriminator_kwargs(fail, d_stub, tuple(activation_funcs)))
+  return Discriminator, discriminator_variable_map, discriminator_kwargs(path, d_stub)
 
 
 def convert(pkl, out, impl='auto', overwrite=False):

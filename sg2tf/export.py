@@ -48,12 +48,14 @@ NOISE_MODES = ('const', 'random', 'none')
 
 
 def rebuild_with_ref_ops(G):
-  """A copy of Generator G built with impl='ref' (plain variables, no distribution)."""
+  """A copy of generator G built with impl='ref' (plain variables, no distribution); the
+  classes without an impl argument get impl='ref' from every call of the signatures."""
   from sg2tf.networks import Generator  # pylint: disable=g-import-not-at-top
   from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
   kwargs = serialization.network_kwargs(G.get_config())
-  kwargs['impl'] = 'ref'
-  G_ref = Generator(**kwargs)
+  if isinstance(G, Generator):
+    kwargs['impl'] = 'ref'
+  G_ref = type(G)(**kwargs)
   serialization.copy_weights(G, G_ref, 'cannot rebuild the generator')
   return G_ref
 

@@ -258,10 +258,10 @@ def _stub_to_official(cls, stub):
               comps)
 
 
-def rewrite_fixture(path, g_kwargs=None, d_kwargs=None, variable=None):
-  """The fixture pickle with static kwargs updated (in G, Gs and their components, so they
-  agree) or one variable of G replaced: variable = (name, value)."""
-  g, d, gs = convert.read_pickle(PKL)
+def rewrite_fixture(path, g_kwargs=None, d_kwargs=None, variable=None, source=None):
+  """The fixture pickle (or `source`) with static kwargs updated (in G, Gs and their
+  components, so they agree) or one variable of G replaced: variable = (name, value)."""
+  g, d, gs = convert.read_pickle(source or PKL)
   for net in (g, gs):
     for n in (net, net.components['mapping'], net.components['synthesis']):
       n.static_kwargs.update(g_kwargs or {})

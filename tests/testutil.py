@@ -1,5 +1,6 @@
 """Shared test helpers: custom-op availability, subprocess runs, shared data paths."""
 
+import contextlib
 import os
 import pathlib
 import subprocess
@@ -90,3 +91,23 @@ def remount_readonly(testcase, path) -> None:
                         check=False)
   if proc.returncode != 0:
     testcase.skipTest(f'cannot remount {path} read-only here ({proc.stderr.strip()})')
+
+
+@contextlib.contextmanager
+def reference_ops():
+  """Runs the block with every op on its pure-TF reference (impl='auto' resolves to 'ref').
+
+  The one place tests switch implementations for networks that take no `impl` argument.
+  """
+  from sg2tf.custom_ops import _loader  # pylint: disable=g-import-not-at-top
+  old = os.environ.get('SG2TF_DISABLE_CUSTOM_OPS')
+  os.environ['SG2TF_DISABLE_CUSTOM_OPS'] = '1'
+  _loader._reset_for_tests()  # pylint: disable=protected-access
+  try:
+    yield
+  finally:
+    if old is None:
+      os.environ.pop('SG2TF_DISABLE_CUSTOM_OPS', None)
+    else:
+      os.environ['SG2TF_DISABLE_CUSTOM_OPS'] = old
+    _loader._reset_for_tests()  # pylint: disable=protected-access

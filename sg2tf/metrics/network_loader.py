@@ -144,7 +144,12 @@ def _load_checkpoint(prefix: str, impl: str):
     raise NetworkLoadError(f'--network={prefix}: no checkpoint {prefix}.index.')
   if os.path.isfile(os.path.join(folder, _NETWORKS_JSON)):
     from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
-    g_kwargs = dict(serialization.load_network_config(folder)['G'])
+    net_config = serialization.load_network_config(folder)
+    g_kwargs = dict(net_config['G'])
+    if 'impl' in g_kwargs:  # Classes that take impl store it; the override wins.
+      g_kwargs['impl'] = impl
+    g_cls = serialization.network_class(net_config, 'G')
+    build = lambda: g_cls(**g_kwargs)
   else:
     run_dir = folder if os.path.isfile(os.path.join(folder, _RUN_CONFIG)) else os.path.dirname(
         folder)
@@ -153,15 +158,15 @@ def _load_checkpoint(prefix: str, impl: str):
       raise NetworkLoadError(
           f'--network={prefix}: no {_RUN_CONFIG} found in {folder} or {run_dir}; a training '
           f'checkpoint is read with the config.json of its run (it says how to build G).')
+    from sg2tf import configs  # pylint: disable=g-import-not-at-top
     from sg2tf.training import config as config_lib  # pylint: disable=g-import-not-at-top
     try:
-      g_kwargs = config_lib.read_config(run_dir).G.kwargs()
+      g_cfg = config_lib.read_config(run_dir).G
     except (ValueError, KeyError, TypeError) as e:
       raise NetworkLoadError(f'--network={prefix}: cannot read {config_path}: '
                              f'{_first_line(e)}') from None
-  from sg2tf.networks import Generator  # pylint: disable=g-import-not-at-top
-  g_kwargs['impl'] = impl
-  G_ema = Generator(**g_kwargs)
+    build = lambda: configs.build_generator(g_cfg, impl=impl)
+  G_ema = build()
   try:
     # expect_partial first: G, D and the optimizers in the file are meant to stay unread.
     status = tf.train.Checkpoint(G_ema=G_ema).restore(prefix).expect_partial()

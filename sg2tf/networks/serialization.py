@@ -1,8 +1,10 @@
 """Native save/load of sg2tf networks: a tf.train.Checkpoint plus a JSON of their configs.
 
 Layout of a network directory (written by `save_networks` and `python -m sg2tf.convert`):
-  networks.json      {"format": "sg2tf.networks", "version": 1, "G": {...}, "D": {...}, ...}
-                     (G, D: the constructor kwargs of Generator / Discriminator)
+  networks.json      {"format": "sg2tf.networks", "version": 1, "G": {...}, "D": {...},
+                      "G_class": "Generator", "D_class": "Discriminator", ...}
+                     (G, D: the constructor kwargs of the classes G_class / D_class of
+                     sg2tf.networks; files without them are Generator / Discriminator)
   checkpoint, ckpt-1.index, ckpt-1.data-*     tf.train.Checkpoint(G=G, D=D, G_ema=G_ema)
 
 The checkpoint keys are `G`, `D` and `G_ema`, so a training checkpoint that uses the same
@@ -56,7 +58,8 @@ def save_networks(out_dir, G, D, G_ema, metadata=None, overwrite=False, what='ne
   Raises FileExistsError (out_dir not empty, without overwrite) and DiskWriteError (disk full
   or read-only; nothing is left behind and an older out_dir is intact)."""
   config = {'format': FORMAT, 'version': VERSION,
-            'G': network_kwargs(G.get_config()), 'D': network_kwargs(D.get_config())}
+            'G': network_kwargs(G.get_config()), 'D': network_kwargs(D.get_config()),
+            'G_class': type(G).__name__, 'D_class': type(D).__name__}
   config.update(metadata or {})
   with files.AtomicDir(out_dir, overwrite=overwrite, what=what) as d:
     with open(os.path.join(d.tmp, CONFIG_FILE), 'w', encoding='utf-8') as f:
@@ -83,14 +86,29 @@ def load_network_config(path):
   return config
 
 
+def network_class(config, who):
+  """The class named by networks.json's G_class / D_class (default Generator / Discriminator)."""
+  from sg2tf import networks  # pylint: disable=g-import-not-at-top
+  default = 'Generator' if who == 'G' else 'Discriminator'
+  name = config.get(f'{who}_class', default)
+  allowed = ('Generator', 'GrowingGenerator', 'StyleGANGenerator') if who == 'G' else (
+      'Discriminator', 'GrowingDiscriminator', 'StyleGANDiscriminator')
+  if name not in allowed:
+    raise ValueError(f'{CONFIG_FILE}: {who}_class {name!r} is not one of {allowed}')
+  return getattr(networks, name)
+
+
 def load_networks(path, impl=None):
   """(G, D, G_ema) from a directory written by save_networks. impl overrides the saved one."""
   config = load_network_config(path)
   g_kwargs, d_kwargs = dict(config['G']), dict(config['D'])
-  if impl is not None:
-    g_kwargs['impl'] = d_kwargs['impl'] = impl
-  G, G_ema = Generator(**g_kwargs), Generator(**g_kwargs)
-  D = Discriminator(**d_kwargs)
+  g_cls, d_cls = network_class(config, 'G'), network_class(config, 'D')
+  if impl is not None:  # Only the classes that still take impl (the others: the op decides).
+    for cls, kwargs in ((g_cls, g_kwargs), (d_cls, d_kwargs)):
+      if cls in (Generator, Discriminator):
+        kwargs['impl'] = impl
+  G, G_ema = g_cls(**g_kwargs), g_cls(**g_kwargs)
+  D = d_cls(**d_kwargs)
   ckpt = tf.train.latest_checkpoint(path)
   if ckpt is None:
     raise FileNotFoundError(f'no checkpoint in {path} (expected {CKPT_PREFIX}-N.index and '

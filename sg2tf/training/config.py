@@ -19,13 +19,14 @@ import os
 from typing import Optional, Tuple
 
 from sg2tf import configs as net_configs
+from sg2tf.training import schedule as schedule_lib
 from sg2tf.utils import files
 
 STRATEGIES = ('mirrored', 'multi_worker', 'default')
 IMPLS = ('auto', 'custom', 'ref')
 CONFIG_NAME = 'config.json'
 # Official tick length (kimg) by training resolution (training_schedule's tick_kimg_dict).
-_TICK_KIMG = {8: 28, 16: 24, 32: 20, 64: 16, 128: 12, 256: 8, 512: 6, 1024: 4}
+_TICK_KIMG = dict(schedule_lib.OFFICIAL_TICK_KIMG)
 
 
 class ConfigError(ValueError):
@@ -76,6 +77,8 @@ class TrainConfig:
   D: net_configs.DiscriminatorConfig = net_configs.DiscriminatorConfig()
   loss: LossConfig = LossConfig()
   optimizer: OptimizerConfig = OptimizerConfig()
+  # Progressive growing (configs a-d) and the per-resolution minibatch / lr / tick lengths.
+  schedule: schedule_lib.ScheduleConfig = schedule_lib.ScheduleConfig()
   batch_size: int = 32              # Global minibatch, split over the replicas.
   total_kimg: float = 25000.0
   ema_kimg: float = 10.0            # G_ema half-life in thousands of images.
@@ -150,7 +153,8 @@ def _from_dict(cls, d):
 
 
 _TYPES = {'data': DataConfig, 'G': net_configs.GeneratorConfig,
-          'D': net_configs.DiscriminatorConfig, 'loss': LossConfig, 'optimizer': OptimizerConfig}
+          'D': net_configs.DiscriminatorConfig, 'loss': LossConfig, 'optimizer': OptimizerConfig,
+          'schedule': schedule_lib.ScheduleConfig}
 
 
 def lazy_adam_hparams(opt: OptimizerConfig, interval: int, lazy: bool = True):
@@ -272,12 +276,67 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
   for who, net in (('G', g), ('D', d)):
     _require(net.architecture in ('orig', 'skip', 'resnet'),
              f'--{who.lower()}_arch={net.architecture!r}: use orig, skip or resnet.')
+  _check_networks_and_growing(cfg, g, d, info, res)
   return dataclasses.replace(cfg, data=data, G=g, D=d)
+
+
+def _check_networks_and_growing(cfg: TrainConfig, g, d, info, res):
+  """The network kinds of --cfg, and progressive growing (configs a-d) against the dataset."""
+  grow_nets = net_configs.GROWING_NETWORKS
+  for who, net in (('G', g), ('D', d)):
+    if net.network in grow_nets:
+      _require(net.architecture == 'orig',
+               f'--{who.lower()}_arch={net.architecture}: --cfg={cfg.cfg_name} uses {net.network}, '
+               'which has one architecture; use --cfg=config-e-G<arch>-D<arch> (or a '
+               '*-nogrow config) to choose architectures.')
+  sched = cfg.schedule
+  if cfg.mixed_precision and (g.network == 'G_style' or d.network == 'D_basic'):
+    raise ConfigError(f'--mixed_precision: the StyleGAN networks of --cfg={cfg.cfg_name} '
+                      '(G_style / D_basic) have no float16 path; train config-a in float32.')
+  if not sched.growing:
+    return
+  for who, net in (('G', g), ('D', d)):
+    _require(net.network in grow_nets,
+             f'--lod_initial_resolution={sched.lod_initial_resolution}: progressive growing '
+             f'needs networks that support it, but {who} of --cfg={cfg.cfg_name} is '
+             f'{net.network}; use --cfg=config-a|config-b|config-c|config-d.')
+  r0 = sched.lod_initial_resolution
+  _require(r0 >= 4 and r0 & (r0 - 1) == 0 and r0 <= res,
+           f'--lod_initial_resolution={r0} must be a power of two in [4, {res}] (the training '
+           'resolution).')
+  _require(sched.lod_training_kimg >= 0 and sched.lod_transition_kimg >= 0,
+           f'--lod_training_kimg={sched.lod_training_kimg} and --lod_transition_kimg='
+           f'{sched.lod_transition_kimg} must be >= 0.')
+  _require(sched.minibatch_repeats >= 1, 'minibatch_repeats must be >= 1.')
+  _require(cfg.strategy != 'multi_worker',
+           '--strategy=multi_worker with progressive growing (configs a-d) is not supported '
+           '(untested); use --strategy=mirrored on one machine, or a *-nogrow config.')
+  missing = [r for r in schedule_lib.resolutions(res, sched) if r not in info.files]
+  _require(not missing, f'--cfg={cfg.cfg_name} grows from {r0}x{r0}, but {cfg.data.data_dir} '
+           f'lacks the resolutions {missing} (it has {info.resolutions}); re-create it with '
+           'data/dataset_tool.py, which writes every level.')
+  for r in schedule_lib.resolutions(res, sched):
+    n = dict(sched.minibatch_dict).get(r, cfg.batch_size)
+    _require(info.count >= n, f'the minibatch at {r}x{r} is {n} images (progressive growing '
+             f'schedule), but the dataset has only {info.count}.')
+
+
+def minibatch_sizes(cfg: TrainConfig):
+  """Every global minibatch size the run uses (one, or one per growing resolution)."""
+  if not cfg.schedule.growing:
+    return [cfg.batch_size]
+  table = dict(cfg.schedule.minibatch_dict)
+  return sorted({table.get(r, cfg.batch_size)
+                 for r in schedule_lib.resolutions(cfg.resolution, cfg.schedule)})
 
 
 def check_replicas(cfg: TrainConfig, num_replicas: int) -> None:
   """Rejects a minibatch that does not split evenly over the replicas."""
-  n = cfg.batch_size
+  for n in minibatch_sizes(cfg):
+    _check_replicas(cfg, num_replicas, n)
+
+
+def _check_replicas(cfg: TrainConfig, num_replicas: int, n: int) -> None:
   _require(n % num_replicas == 0,
            f'--batch_size={n} is not divisible by the {num_replicas} replicas; use a multiple '
            f'of {num_replicas}.')

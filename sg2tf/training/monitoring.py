@@ -3,7 +3,8 @@
 Scalars (TensorBoard step = images shown so far):
   Loss/G/loss, Loss/D/loss, Loss/scores/real, Loss/scores/fake, Loss/r1_penalty (the
   squared gradient norm), Loss/D/reg (gamma/2 times it), Loss/pl_lengths, Loss/pl_penalty,
-  Loss/G/reg, Loss/pl_mean, Progress/tick, Progress/kimg, Progress/lr_G, Progress/lr_D,
+  Loss/G/reg, Loss/pl_mean, Progress/tick, Progress/kimg, Progress/lod (0 without
+  progressive growing), Progress/minibatch, Progress/lr_G, Progress/lr_D,
   Progress/ema_beta, Timing/sec_per_tick, Timing/sec_per_kimg, Timing/img_per_sec,
   Timing/phase_<name>_ms, Resources/peak_host_mem_gb and, on GPUs, Resources/peak_gpu_mem_gb.
 Images: `fakes` (the fixed-latent G_ema grid) at every image snapshot, also written as
@@ -122,16 +123,18 @@ class Monitor:
     return path
 
   def progress(self, tick: int, kimg: float, total_kimg: float, total_sec: float,
-               tick_sec: float, tick_kimg: float, mem: Dict[str, float]):
-    """One console line: tick, kimg, time, sec/tick, sec/kimg, memory, ETA."""
+               tick_sec: float, tick_kimg: float, mem: Dict[str, float],
+               lod: float = 0.0, minibatch: Optional[int] = None):
+    """One console line: tick, kimg, lod, minibatch, time, sec/tick, sec/kimg, memory, ETA."""
     sec_per_kimg = tick_sec / tick_kimg if tick_kimg > 0 else 0.0
     eta = max(total_kimg - kimg, 0.0) * sec_per_kimg
     mem_text = f'host {mem["host"]:.2f} GB'
     if 'gpu' in mem:
       mem_text = f'gpu {mem["gpu"]:.2f} GB  ' + mem_text
-    logging.info('tick %-5d kimg %-9.3f time %-10s sec/tick %-8.1f sec/kimg %-8.2f mem %s  '
-                 'eta %s', tick, kimg, format_time(total_sec), tick_sec, sec_per_kimg,
-                 mem_text, format_time(eta))
+    logging.info('tick %-5d kimg %-9.3f lod %-5.2f minibatch %-4s time %-10s sec/tick %-8.1f '
+                 'sec/kimg %-8.2f mem %s  eta %s', tick, kimg, lod,
+                 '-' if minibatch is None else minibatch, format_time(total_sec), tick_sec,
+                 sec_per_kimg, mem_text, format_time(eta))
 
   def close(self):
     if self._writer is not None:
