@@ -163,7 +163,8 @@ class Trainer:
     cfg = self.cfg
     path = None
     if cfg.resume == 'latest':
-      path = tf.train.latest_checkpoint(os.path.join(cfg.run_dir, checkpointing.CHECKPOINT_DIR))
+      # The intact checkpoint _check_run_dir found (the state file may be damaged).
+      path = self.resume_point.latest if self.resume_point else None
     elif cfg.resume != 'none':
       path = cfg.resume
     if not (self.growing and path):
