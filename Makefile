@@ -11,7 +11,7 @@ export SG2TF_CACHE_DIR ?= $(CURDIR)/.build_cache
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: venv ops test quickstart bench clean
+.PHONY: venv ops test quickstart bench gpu-check clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ test: venv
 
 bench: ops
 	$(PY) bench/ops.py
+
+# The CUDA kernels checked against NumPy and timed against the copy roofline and PyTorch
+# (tests/gpu/README.md). Needs nvcc, NumPy and CuPy (PyTorch optional), not TensorFlow or
+# the venv: plain $(PYTHON), as on GPU machines that have no TensorFlow.
+GPU_CHECK_JSON ?= gpu_check.json
+GPU_CHECK_ARGS ?=
+gpu-check:
+	$(PYTHON) tests/gpu/run_gpu_check.py --json $(GPU_CHECK_JSON) $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(SG2TF_CACHE_DIR) build *.egg-info

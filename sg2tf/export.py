@@ -32,13 +32,13 @@ Training calls `export_generator(G_ema, out_dir)` at the end of a run.
 
 import json
 import os
-import shutil
-import tempfile
 from typing import Optional
 
 from absl import app
 from absl import flags
 from absl import logging
+
+from sg2tf.utils import files
 
 FORMAT = 'sg2tf.saved_model'
 VERSION = 1
@@ -48,10 +48,9 @@ NOISE_MODES = ('const', 'random', 'none')
 
 
 def rebuild_with_ref_ops(G):
-  """A copy of Generator G (plain variables, no distribution) for tracing with impl='ref'."""
-  from sg2tf.networks import Generator  # pylint: disable=g-import-not-at-top
+  """A copy of generator G (plain variables, no distribution) for tracing with impl='ref'."""
   from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
-  G_ref = Generator(**serialization.network_kwargs(G.get_config()))
+  G_ref = type(G)(**serialization.network_kwargs(G.get_config()))
   serialization.copy_weights(G, G_ref, 'cannot rebuild the generator')
   return G_ref
 
@@ -120,16 +119,11 @@ def export_generator(G, out_dir: str, noise_mode: str = 'const',
                           f'or pass --overwrite.')
   G_ref = rebuild_with_ref_ops(G)
   module = _module(G_ref, noise_mode, truncation_cutoff)
-  parent = os.path.dirname(out_dir)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix='.' + os.path.basename(out_dir) + '.tmp-', dir=parent)
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the export is not.
-  try:
+  # Hidden temporary directory, renamed when complete; modes follow the umask.
+  with files.AtomicDir(out_dir, overwrite=overwrite, what='SavedModel export') as d:
     signatures = {'serving_default': module.generate, 'generate': module.generate,
                   'mapping': module.mapping, 'synthesis': module.synthesis}
-    tf.saved_model.save(module, tmp, signatures=signatures)
+    tf.saved_model.save(module, d.tmp, signatures=signatures)
     inputs = 'z [N, z_dim], truncation_psi []' + (', c [N, c_dim]' if G.c_dim else '')
     info = {
         'format': FORMAT, 'version': VERSION, 'sg2tf_version': sg2tf.__version__,
@@ -143,20 +137,10 @@ def export_generator(G, out_dir: str, noise_mode: str = 'const',
             'synthesis': '(w [N, num_ws, w_dim]) -> images, images_uint8'},
         'keras_file': KERAS_FILE if keras_file else None}
     info.update(metadata or {})
-    with open(os.path.join(tmp, INFO_FILE), 'w', encoding='utf-8') as f:
+    with open(os.path.join(d.tmp, INFO_FILE), 'w', encoding='utf-8') as f:
       json.dump(info, f, indent=1)
     if keras_file:
-      G_ref.save(os.path.join(tmp, KERAS_FILE))
-    if os.path.exists(out_dir):
-      old = tempfile.mkdtemp(prefix='.' + os.path.basename(out_dir) + '.old-', dir=parent)
-      os.replace(out_dir, os.path.join(old, 'x'))
-      os.replace(tmp, out_dir)
-      shutil.rmtree(old, ignore_errors=True)
-    else:
-      os.replace(tmp, out_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
+      G_ref.save(os.path.join(d.tmp, KERAS_FILE))
   logging.info('Exported SavedModel %s (signatures serving_default, generate, mapping, '
                'synthesis; noise %s).', out_dir, noise_mode)
   return out_dir

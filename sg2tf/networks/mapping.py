@@ -34,9 +34,13 @@ class MappingNetwork(keras.layers.Layer):
     # Sub-layers are attributes, not a list: tf.train.Checkpoint does not see into the
     # lists that Keras 3 tracks.
     for i in range(self.num_layers):
-      setattr(self, f'fc{i}', layers.EqualizedDense(
-          self.w_dim if i == self.num_layers - 1 else self.layer_dim, activation=activation,
-          lr_multiplier=self.lr_multiplier, name=f'fc{i}'))
+      setattr(self, f'fc{i}', self._make_fc(
+          self.w_dim if i == self.num_layers - 1 else self.layer_dim, f'fc{i}'))
+
+  def _make_fc(self, units, name):
+    """One FC layer (the StyleGAN baseline's mapping overrides this)."""
+    return layers.EqualizedDense(units, activation=self.activation,
+                                 lr_multiplier=self.lr_multiplier, name=name)
 
   @property
   def fcs(self):

@@ -13,6 +13,14 @@ regularisation steps of a network (one optimizer each), as in the official code.
 
 Without lazy regularisation (config b) the penalties join the main phases every minibatch
 with weight 1 and Greg / Dreg are never run.
+
+Progressive growing (configs a-d): `set_level(resolution, global_batch)` retraces the phases
+for one level. G and D then run at that resolution (see sg2tf/networks/growing.py), the
+reals are faded in-graph by D's lod as the official FadeLOD does, and the R1 penalty is
+scaled by (resolution / R)^2: the official penalty is taken w.r.t. the reals upsampled to
+R x R, whose gradient is the low-resolution one spread over (R / resolution)^2 pixels.
+Path length draws its noise at the level's resolution scaled by 1/resolution, the same
+distribution as the official full-size noise summed over each upsampled block.
 """
 
 import functools
@@ -21,6 +29,7 @@ from typing import Dict, Optional
 import tensorflow as tf
 
 from sg2tf.custom_ops import policy
+from sg2tf.networks import growing
 from sg2tf.training import distribute
 from sg2tf.training import losses
 from sg2tf.training import sampling
@@ -58,7 +67,8 @@ class Phases:
 
   def __init__(self, strategy, G, D, G_ema, g_opt, d_opt, pl_mean, rng, *, global_batch: int,
                loss_cfg, label_table: Optional[tf.Tensor] = None, impl=None,
-               jit_compile: bool = False, mixed_precision: bool = False):
+               jit_compile: bool = False, mixed_precision: bool = False,
+               resolution: Optional[int] = None):
     self.strategy = strategy
     self.G, self.D, self.G_ema = G, D, G_ema
     self.g_opt, self.d_opt = g_opt, d_opt
@@ -72,9 +82,21 @@ class Phases:
     self.lazy = bool(loss_cfg.lazy_regularization)
     self.use_pl = loss_cfg.pl_weight > 0
     self.use_r1 = loss_cfg.r1_gamma > 0
-    self.pl_batch = max(1, self.batch // loss_cfg.pl_batch_shrink)
-    self.pl_scale = losses.pl_noise_scale(G.img_resolution)
-    kw = dict(jit_compile=jit_compile, reduce_retracing=True)
+    self._jit_compile = jit_compile
+    self.set_level(resolution, self.batch)
+
+  def set_level(self, resolution: Optional[int], global_batch: int):
+    """(Re)builds the phase functions for a growing level (None: no growing) and batch."""
+    self.resolution = resolution
+    self.res = resolution or self.G.img_resolution
+    self.batch = int(global_batch)
+    self.pl_batch = max(1, self.batch // self.loss.pl_batch_shrink)
+    self.pl_scale = losses.pl_noise_scale(self.res)
+    self.r1_scale = (self.res / self.G.img_resolution) ** 2
+    # Growing: D is told the level, so full-size images are level 0 (no switch over levels).
+    self._disc = (self.D if resolution is None else
+                  functools.partial(self.D, resolution=resolution))
+    kw = dict(jit_compile=self._jit_compile, reduce_retracing=True)
     self.g_main = tf.function(self._scoped(self._g_main), **kw)
     self.g_reg = tf.function(self._scoped(self._g_reg), **kw)
     self.d_main = tf.function(self._scoped(self._d_main), **kw)
@@ -87,6 +109,18 @@ class Phases:
       with policy.implementation(self.impl):
         return fn(*args)
     return wrapped
+
+  def _reals(self, reals):
+    """Growing: the official FadeLOD of the reals by D's lod (identity otherwise)."""
+    if self.resolution is None:
+      return reals
+    level = growing.level_of(self.resolution, self.D.img_resolution)
+    frac = tf.clip_by_value(tf.cast(self.D.lod, tf.float32) - level, 0.0, 1.0)
+    return growing.fade_reals(reals, frac)
+
+  def _r1(self, reals, labels):
+    logits, gp = losses.r1_penalty(self._disc, reals, labels)
+    return logits, gp * self.r1_scale if self.r1_scale != 1 else gp
 
   # ------------------------------------------------------------------ cross-replica parts
 
@@ -153,10 +187,11 @@ class Phases:
     """(scaled loss, metrics, new pl_mean, batch-mean w) of the path-length regulariser."""
     G, n = self.G, self.pl_batch
     inputs = sampling.generator_inputs(G, seed, n, self.loss.style_mixing_prob,
-                                       self.label_table)
+                                       self.label_table, resolution=self.resolution)
     ws, w_mean = sampling.mapping(G, inputs)
-    y = sampling.pl_noise(seed, n, G.img_resolution, G.img_channels, self.pl_scale)
-    _, lengths = losses.path_lengths(lambda w: sampling.synthesis(G, w, inputs), ws, y)
+    y = sampling.pl_noise(seed, n, self.res, G.img_channels, self.pl_scale)
+    _, lengths = losses.path_lengths(lambda w: sampling.synthesis(G, w, inputs),
+                                     ws, y)
     penalty, new_mean = losses.pl_penalty(lengths, tf.identity(self.pl_mean),
                                           self.loss.pl_decay)
     reg = penalty * self.loss.pl_weight
@@ -167,9 +202,9 @@ class Phases:
     return total, metrics, new_mean, w_mean
 
   def _g_main_replica(self, seed):
-    G, D = self.G, self.D
+    G, D = self.G, self._disc
     inputs = sampling.generator_inputs(G, seed, self.batch, self.loss.style_mixing_prob,
-                                       self.label_table)
+                                       self.label_table, resolution=self.resolution)
     pl_mean = None
     with tf.GradientTape() as tape:
       images, _, w_mean = sampling.generate(G, inputs)
@@ -192,14 +227,16 @@ class Phases:
     return metrics, w_mean, pl_mean
 
   def _d_main_replica(self, seed, reals, labels):
-    G, D = self.G, self.D
-    inputs = sampling.generator_inputs(G, seed, self.batch, self.loss.style_mixing_prob)
+    G, D = self.G, self._disc
+    inputs = sampling.generator_inputs(G, seed, self.batch, self.loss.style_mixing_prob,
+                                       resolution=self.resolution)
     inputs.labels = labels
+    reals = self._reals(reals)
     fakes, _, w_mean = sampling.generate(G, inputs)
     fakes = tf.stop_gradient(fakes)
     with tf.GradientTape() as tape:
       if not self.lazy and self.use_r1:
-        real_logits, gp = losses.r1_penalty(D, reals, labels)
+        real_logits, gp = self._r1(reals, labels)
       else:
         real_logits = D(reals, labels)
       fake_logits = D(fakes, labels)
@@ -214,13 +251,14 @@ class Phases:
         total = total + losses.scale_to_global(reg, self.batch)
         metrics['Loss/r1_penalty'] = losses.scale_to_global(gp, self.batch)
         metrics['Loss/D/reg'] = losses.scale_to_global(reg, self.batch)
-    self._apply(self.d_opt, total, tape, D.trainable_variables)
+    self._apply(self.d_opt, total, tape, self.D.trainable_variables)
     return metrics, w_mean
 
   def _d_reg_replica(self, reals, labels):
     D = self.D
+    reals = self._reals(reals)
     with tf.GradientTape() as tape:
-      _, gp = losses.r1_penalty(D, reals, labels)
+      _, gp = self._r1(reals, labels)
       reg = gp * (self.loss.r1_gamma * 0.5)
       total = losses.scale_to_global(reg * float(self.loss.d_reg_interval), self.batch)
     self._apply(self.d_opt, total, tape, D.trainable_variables)

@@ -28,6 +28,10 @@ def np_upfirdn2d(x, f, up=(1, 1), down=(1, 1), pad=(0, 0, 0, 0), flip=False, gai
   return out[:, ::downy, ::downx]
 
 
+SELU_ALPHA = 1.6732632423543772
+SELU_SCALE = 1.0507009873554805
+
+
 # NVIDIA's bias_act defaults (stylegan2-ada-pytorch torch_utils/ops/bias_act.py), written out
 # here on purpose so that tests compare the library against them, not against itself:
 # act -> (default alpha, default gain). elu's alpha is its saturation value (1 = the usual
@@ -43,8 +47,6 @@ NVIDIA_DEFAULTS = {
     'softplus': (0.0, 1.0),
     'swish': (0.0, np.sqrt(2)),
 }
-_SELU_ALPHA = 1.6732632423543772
-_SELU_SCALE = 1.0507009873554805
 
 
 def np_bias_act(x, b=None, axis=-1, act='linear', alpha=None, gain=None, clamp=None):
@@ -64,7 +66,7 @@ def np_bias_act(x, b=None, axis=-1, act='linear', alpha=None, gain=None, clamp=N
       'tanh': np.tanh,
       'sigmoid': lambda v: 1 / (1 + np.exp(-v)),
       'elu': lambda v: np.where(v >= 0, v, alpha * np.expm1(np.minimum(v, 0))),
-      'selu': lambda v: _SELU_SCALE * np.where(v > 0, v, _SELU_ALPHA * np.expm1(np.minimum(v, 0))),
+      'selu': lambda v: SELU_SCALE * np.where(v > 0, v, SELU_ALPHA * np.expm1(np.minimum(v, 0))),
       'softplus': lambda v: np.logaddexp(0, v),
       'swish': lambda v: v / (1 + np.exp(-v)),
   }[act]
@@ -72,3 +74,28 @@ def np_bias_act(x, b=None, axis=-1, act='linear', alpha=None, gain=None, clamp=N
   if clamp is not None:
     y = np.clip(y, -clamp, clamp)
   return y
+
+
+def np_act(act, v, alpha):
+  """bias_act's activation `act` at the pre-activation v (before gain and clamp), and its
+  first and second derivatives in v: (f, f', f''), float64."""
+  v = np.asarray(v, np.float64)
+  with np.errstate(over='ignore', invalid='ignore'):
+    sg = 1 / (1 + np.exp(-v))
+    t = np.tanh(v)
+    em = np.exp(np.minimum(v, 0))
+    return {
+        'linear': lambda: (v, np.ones_like(v), np.zeros_like(v)),
+        'relu': lambda: (np.maximum(v, 0), (v > 0) * 1.0, np.zeros_like(v)),
+        'lrelu': lambda: (np.where(v > 0, v, alpha * v), np.where(v > 0, 1.0, alpha),
+                          np.zeros_like(v)),
+        'tanh': lambda: (t, 1 - t**2, -2 * t * (1 - t**2)),
+        'sigmoid': lambda: (sg, sg * (1 - sg), sg * (1 - sg) * (1 - 2 * sg)),
+        'elu': lambda: (np.where(v >= 0, v, alpha * (em - 1)), np.where(v >= 0, 1.0, alpha * em),
+                        np.where(v >= 0, 0.0, alpha * em)),
+        'selu': lambda: (SELU_SCALE * np.where(v > 0, v, SELU_ALPHA * (em - 1)),
+                         SELU_SCALE * np.where(v > 0, 1.0, SELU_ALPHA * em),
+                         SELU_SCALE * np.where(v > 0, 0.0, SELU_ALPHA * em)),
+        'softplus': lambda: (np.logaddexp(0, v), sg, sg * (1 - sg)),
+        'swish': lambda: (v * sg, sg * (1 + v * (1 - sg)), sg * (1 - sg) * (2 + v * (1 - 2 * sg))),
+    }[act]()

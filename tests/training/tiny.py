@@ -53,6 +53,16 @@ def tiny_g():
                    img_channels=1, fmap_base=32, fmap_max=8)
 
 
+def file_digests(folder):
+  """{relative path: sha256} of every file below folder (to prove nothing changed)."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  out = {}
+  for rel in list_files(folder):
+    with open(os.path.join(folder, rel), 'rb') as f:
+      out[rel] = hashlib.sha256(f.read()).hexdigest()
+  return out
+
+
 def list_files(folder):
   out = []
   for root, _, files in os.walk(folder):
