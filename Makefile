@@ -11,7 +11,7 @@ export SG2TF_CACHE_DIR ?= $(CURDIR)/.build_cache
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: venv ops test quickstart bench clean
+.PHONY: venv ops test quickstart bench gpu-check clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,8 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Strict: a failed build fails. Overrides: CXX, CXXFLAGS, LDFLAGS, NVCC, NVCCFLAGS,
+# SG2TF_OPS_VARIANT=baseline|tuned (README, "Building").
 ops: venv
 	$(PY) -m sg2tf.custom_ops.build
 
@@ -29,18 +31,32 @@ ops: venv
 # it resumes (and finishes at once when the run is complete).
 QUICKSTART_DIR := runs/quickstart
 
-quickstart: ops
+# Never fails because of the ops: if they cannot be built it says so in one line and the
+# quickstart runs on the reference ops (e.g. `CXX=false make quickstart`).
+quickstart: venv
+	$(PY) -m sg2tf.custom_ops.build --allow-failure
 	$(PY) -m sg2tf.training.quickstart $(QUICKSTART_DIR)/lfw_faces.npy
 	test -d $(QUICKSTART_DIR)/dataset || $(PY) data/dataset_tool.py create_from_npy \
 	    $(QUICKSTART_DIR)/dataset $(QUICKSTART_DIR)/lfw_faces.npy --resize --resolution=32
 	$(PY) train_main.py --flagfile=configs/quickstart.flags
 	@echo "Done: $(QUICKSTART_DIR)/fakes*.png, reals.png; tensorboard --logdir $(QUICKSTART_DIR)"
 
-test: ops
+# Strict where a C++ compiler exists: an op build failure fails the suite. Without one (or
+# with SG2TF_DISABLE_CUSTOM_OPS=1) the suite runs on the reference ops.
+test: venv
+	$(PY) -m sg2tf.custom_ops.build --allow-missing-compiler
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: ops
 	$(PY) bench/ops.py
+
+# The CUDA kernels checked against NumPy and timed against the copy roofline and PyTorch
+# (tests/gpu/README.md). Needs nvcc, NumPy and CuPy (PyTorch optional), not TensorFlow or
+# the venv: plain $(PYTHON), as on GPU machines that have no TensorFlow.
+GPU_CHECK_JSON ?= gpu_check.json
+GPU_CHECK_ARGS ?=
+gpu-check:
+	$(PYTHON) tests/gpu/run_gpu_check.py --json $(GPU_CHECK_JSON) $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(SG2TF_CACHE_DIR) build *.egg-info

@@ -33,10 +33,14 @@ def run(config: sg2tf_flags.EvalConfig) -> int:
   from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
   from sg2tf.metrics import real_data  # pylint: disable=g-import-not-at-top
   from sg2tf.metrics import runner  # pylint: disable=g-import-not-at-top
+  from sg2tf import custom_ops  # pylint: disable=g-import-not-at-top
+  from sg2tf import selfcheck  # pylint: disable=g-import-not-at-top
 
   expected = (ValueError, network_loader.NetworkLoadError, feature_files.FeatureFileMissingError,
-              real_data.RealDataError, FileNotFoundError)
+              real_data.RealDataError, FileNotFoundError, custom_ops.CustomOpUnavailableError)
   try:
+    # Custom / fused paths are trusted only after matching the reference here (cached).
+    selfcheck.ensure_trusted('evaluation')
     metrics = runner.check_metric_names(config.metrics)
     needs_data = [m for m in metrics if runner.METRICS[m].num_reals != 0]
     if needs_data and not config.data:

@@ -12,7 +12,6 @@ settings.
 import sys
 
 from absl import app
-from absl import logging
 
 from sg2tf import flags as sg2tf_flags
 
@@ -28,8 +27,19 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(str(e)) from None
 
+  # Before TensorFlow starts: the run directory must be writable, and no other training may
+  # be using it (the lock is held until this process ends, however it ends).
+  from sg2tf.utils import files  # pylint: disable=g-import-not-at-top
+  try:
+    if config_lib.is_chief_process(cfg.strategy):
+      files.check_writable(cfg.run_dir, 'the run directory (--run_dir)')
+      files.lock_dir(cfg.run_dir, 'run directory')
+  except (files.DiskWriteError, files.DirectoryLockedError) as e:
+    return _fail(e, 1)
+
   # TensorFlow starts only now, after every flag has been checked.
   from sg2tf import dataset_info  # pylint: disable=g-import-not-at-top
+  from sg2tf.training import checkpointing  # pylint: disable=g-import-not-at-top
   from sg2tf.training import distribute  # pylint: disable=g-import-not-at-top
   from sg2tf.training import loop  # pylint: disable=g-import-not-at-top
   try:
@@ -37,13 +47,25 @@ def main(argv):
     config_lib.check_replicas(cfg, strategy.num_replicas_in_sync)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
+  from sg2tf import custom_ops  # pylint: disable=g-import-not-at-top
   try:
     loop.train(cfg, strategy)
-  except (loop.ConfigError, dataset_info.DatasetError, loop.NonFiniteLossError) as e:
-    logging.error('%s', e)
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+  except (loop.ConfigError, dataset_info.DatasetError, loop.NonFiniteLossError,
+          checkpointing.CheckpointDamagedError, custom_ops.CustomOpUnavailableError) as e:
+    return _fail(e, 2)
+  except (files.DiskWriteError, files.DirectoryLockedError) as e:
+    return _fail(e, 1)
+  except Exception as e:  # pylint: disable=broad-except
+    if not files.is_write_error(e):
+      raise
+    return _fail(files.write_error('to the run directory', cfg.run_dir, e), 1)
   return 0
+
+
+def _fail(e: BaseException, code: int) -> int:
+  """One line on stderr, no traceback; the exit status."""
+  print(f'error: {" ".join(str(e).split())}', file=sys.stderr)
+  return code
 
 
 if __name__ == '__main__':

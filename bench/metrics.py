@@ -26,8 +26,9 @@ import pathlib
 import platform
 import subprocess
 import sys
-import tempfile
 import time
+
+from sg2tf.utils import files
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -179,11 +180,7 @@ def main():
   result['pr_memory'] = pr
   result['total_seconds'] = time.time() - t_start
   result['load_avg_at_end'] = os.getloadavg()[0]
-  os.makedirs(os.path.dirname(args.out), exist_ok=True)
-  with tempfile.NamedTemporaryFile('w', dir=os.path.dirname(args.out), delete=False,
-                                   suffix='.tmp') as f:
-    json.dump(result, f, indent=2)
-  os.replace(f.name, args.out)
+  files.write_json(args.out, result, indent=2)  # atomic; the mode follows the umask
   print(f'\nwrote {args.out} ({result["total_seconds"]:.0f} s)')
 
 

@@ -26,12 +26,14 @@ _CASE = r"""
 import json, resource, sys, time
 import numpy as np, tensorflow as tf
 from sg2tf import configs
+from sg2tf import custom_ops
 res, impl, mode, iters = int(sys.argv[1]), sys.argv[2], sys.argv[4], int(sys.argv[5])
 fused = sys.argv[3] == '1'
 gpu = bool(tf.config.list_physical_devices('GPU'))
 if gpu:
     tf.config.experimental.enable_tensor_float_32_execution(False)
-G, D = configs.build_networks(configs.get_config('config-f', resolution=res), impl=impl)
+custom_ops.set_implementation(impl)
+G, D = configs.build_networks(configs.get_config('config-f', resolution=res))
 z = tf.constant(np.random.RandomState(0).standard_normal([4, G.z_dim]).astype(np.float32))
 
 @tf.function

@@ -19,10 +19,14 @@ side in one run:
   run one after another, each with every core.
 - memory: the peak of TF's own allocator (the BFC CPU allocator) during one forward+backward
   of a single op, above what was allocated before (the inputs), in a fresh process per case.
+- variant: the custom ops' build variant (sg2tf/custom_ops/build.py): `baseline` (portable,
+  -march=x86-64-v2) and `tuned` (-march=native), each in its own process
+  (SG2TF_OPS_VARIANT), side by side with the same reference timing; the summary gives the
+  tuned / baseline time ratio.
 
 Prints a table, writes bench/results/ops.json.
 
-  python bench/ops.py [--quick] [--out bench/results/ops.json]
+  python bench/ops.py [--quick] [--variants baseline,tuned] [--out bench/results/ops.json]
 """
 
 import argparse
@@ -33,6 +37,8 @@ import platform
 import subprocess
 import sys
 import time
+
+import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHAPES = [(512, 8), (512, 16), (512, 32), (256, 64), (128, 128), (64, 256)]
@@ -119,50 +125,75 @@ def ops_per_call(c, r):
   return max(1, min(MAX_K, WORK_BYTES // (4 * 4 * r * r * c)))
 
 
-def run_case(op, c, r, impl, min_time):
+def run_case(op, c, r, impl, min_time, variant=None):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=str(REPO),
              TF_CPU_ALLOCATOR_USE_BFC='true')
+  if variant:
+    env['SG2TF_OPS_VARIANT'] = variant
   proc = subprocess.run([sys.executable, '-c', _CASE, op, str(c), str(r), impl,
                          str(ops_per_call(c, r)), str(min_time)],
                         capture_output=True, text=True, env=env, check=False)
   if proc.returncode != 0:
-    raise RuntimeError(f'{op} {c}x{r}x{r} {impl} failed:\n{proc.stderr[-3000:]}')
+    raise RuntimeError(f'{op} {c}x{r}x{r} {impl} {variant or ""} failed:\n'
+                       f'{proc.stderr[-3000:]}')
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--quick', action='store_true', help='fewer shapes, shorter timing')
+  parser.add_argument('--variants', default='baseline,tuned',
+                      help='build variants of the custom ops to measure (those that exist here)')
   parser.add_argument('--out', default=str(REPO / 'bench' / 'results' / 'ops.json'))
   args = parser.parse_args()
   shapes = SHAPES[::2] if args.quick else SHAPES
   min_time = 0.3 if args.quick else 1.0
   sys.path.insert(0, str(REPO))
-  from sg2tf.custom_ops import resolve_impl  # pylint: disable=g-import-not-at-top
-  resolve_impl('custom')  # Build once up front; fail loudly if the ops are unavailable.
+  from sg2tf.custom_ops import build  # pylint: disable=g-import-not-at-top
+  variants = [v for v in args.variants.split(',') if build.variant_flags(v) is not None]
+  flags = {}
+  for v in variants:  # Build once up front; fail loudly if the ops are unavailable.
+    build.build(variant=v)
+    flags[v] = ' '.join(build.variant_flags(v))
 
   rows = []
-  header = (f'{"op":<11}{"shape [C,H,W]":<15}{"K":>3}{"ref fwd":>9}{"cus fwd":>9}{"x":>6}'
-            f'{"ref f+b":>9}{"cus f+b":>9}{"x":>6}{"ref MiB":>9}{"cus MiB":>9}{"call":>7}')
+  header = (f'{"op":<11}{"shape [C,H,W]":<15}{"variant":<9}{"K":>3}{"ref fwd":>9}{"cus fwd":>9}'
+            f'{"x":>6}{"ref f+b":>9}{"cus f+b":>9}{"x":>6}{"ref MiB":>9}{"cus MiB":>9}'
+            f'{"call":>7}')
   print(header)
   print('-' * len(header))
   t_start = time.time()
   load_before = os.getloadavg()
   for op in OPS:
     for c, r in shapes:
-      res = {impl: run_case(op, c, r, impl, min_time) for impl in ('ref', 'custom')}
-      row = {'op': op, 'N': 4, 'C': c, 'H': r, 'W': r, 'ops_per_call': res['ref']['k'],
-             'ref': res['ref'], 'custom': res['custom'],
-             'speedup_fwd': res['ref']['fwd_ms'] / res['custom']['fwd_ms'],
-             'speedup_fwd_bwd': res['ref']['fwd_bwd_ms'] / res['custom']['fwd_bwd_ms'],
-             'memory_ratio': res['custom']['peak_mib'] / res['ref']['peak_mib']}
-      rows.append(row)
-      ref, cus = res['ref'], res['custom']
-      print(f'{op:<11}{f"[{c},{r},{r}]":<15}{row["ops_per_call"]:>3}{ref["fwd_ms"]:>9.3f}'
-            f'{cus["fwd_ms"]:>9.3f}{row["speedup_fwd"]:>6.2f}{ref["fwd_bwd_ms"]:>9.3f}'
-            f'{cus["fwd_bwd_ms"]:>9.3f}{row["speedup_fwd_bwd"]:>6.2f}{ref["peak_mib"]:>9.1f}'
-            f'{cus["peak_mib"]:>9.1f}{cus["call_ms"]:>7.3f}', flush=True)
+      ref = run_case(op, c, r, 'ref', min_time)
+      for v in variants:
+        cus = run_case(op, c, r, 'custom', min_time, v)
+        row = {'op': op, 'N': 4, 'C': c, 'H': r, 'W': r, 'ops_per_call': ref['k'],
+               'variant': v, 'variant_flags': flags[v], 'ref': ref, 'custom': cus,
+               'speedup_fwd': ref['fwd_ms'] / cus['fwd_ms'],
+               'speedup_fwd_bwd': ref['fwd_bwd_ms'] / cus['fwd_bwd_ms'],
+               'memory_ratio': cus['peak_mib'] / ref['peak_mib']}
+        rows.append(row)
+        print(f'{op:<11}{f"[{c},{r},{r}]":<15}{v:<9}{row["ops_per_call"]:>3}'
+              f'{ref["fwd_ms"]:>9.3f}{cus["fwd_ms"]:>9.3f}{row["speedup_fwd"]:>6.2f}'
+              f'{ref["fwd_bwd_ms"]:>9.3f}{cus["fwd_bwd_ms"]:>9.3f}'
+              f'{row["speedup_fwd_bwd"]:>6.2f}{ref["peak_mib"]:>9.1f}{cus["peak_mib"]:>9.1f}'
+              f'{cus["call_ms"]:>7.3f}', flush=True)
   load_after = os.getloadavg()
+  variant_ratio = {}
+  if 'baseline' in variants and 'tuned' in variants:
+    for key in ('fwd_ms', 'fwd_bwd_ms'):
+      pairs = {}
+      for row in rows:
+        case = pairs.setdefault((row['op'], row['C'], row['H']), {})
+        case[row['variant']] = row['custom'][key]
+      ratios = [p['tuned'] / p['baseline'] for p in pairs.values()]
+      variant_ratio[key] = {'geomean': float(np.exp(np.mean(np.log(ratios)))),
+                            'min': min(ratios), 'max': max(ratios)}
+    for key, r in variant_ratio.items():
+      print(f'tuned / baseline custom time, {key[:-3]}: geometric mean {r["geomean"]:.3f} '
+            f'(range {r["min"]:.2f}-{r["max"]:.2f}; < 1 = tuned faster)')
   print('ms per op (median; K ops per tf.function call); x = ref / custom; MiB = peak TF '
         'allocation during one forward+backward; call = ms of an empty tf.function call')
   bias = [r for r in rows if r['op'] == 'bias_lrelu']
@@ -183,7 +214,7 @@ def main():
                          'python': platform.python_version(),
                          'loadavg_before': load_before, 'loadavg_after': load_after},
              'seconds': time.time() - t_start, 'quick': args.quick, 'targets': targets,
-             'rows': rows}
+             'variants': flags, 'tuned_over_baseline': variant_ratio, 'rows': rows}
   tmp = out.with_suffix('.json.tmp')
   tmp.write_text(json.dumps(payload, indent=1))
   os.replace(tmp, out)

@@ -26,6 +26,7 @@ from data import images as images_lib
 from data.fsutil import check_target
 from data import labels as labels_lib
 from sg2tf.dataset_info import DatasetError
+from sg2tf.utils import safe_pickle
 
 _MIN_POOL_TASKS = 16  # Below this, a thread pool costs more than it saves.
 _MAX_LISTED = 100  # Skipped files listed in the manifest.
@@ -145,6 +146,12 @@ def _resolution(sizes, names, opts, source):
     if w == h and w >= 4 and not w & (w - 1):
       r = w
   if flexible:
+    small = [(n, s) for n, s in zip(names, sizes) if min(s) < r]
+    if small:
+      (name, (w, h)), n_small = small[0], len(small)
+      logging.warning('%d of %d images are smaller than %dx%d (e.g. %s, %dx%d) and are '
+                      'upscaled to it, which blurs them; pass a smaller --resolution or remove '
+                      'them.', n_small, len(names), r, r, os.path.join(source, name), w, h)
     return r
   bad = [(n, s) for n, s in zip(names, sizes) if r is None or s != (r, r)]
   if not bad:
@@ -332,9 +339,9 @@ def create_from_npy(tfrecord_dir, npy_path, opts: Options):
   """A .npy uint8 array [N, H, W(, C)] -> dataset; --labels may name a .npy of labels."""
   check_target(tfrecord_dir, opts.overwrite)
   try:
-    arr = np.load(npy_path, mmap_mode='r', allow_pickle=False)
+    arr = safe_pickle.load_npy(npy_path, 'image array', mmap_mode='r')
   except (OSError, ValueError) as e:
-    raise DatasetError(f'{npy_path}: not a readable .npy array ({e}).') from None
+    raise DatasetError(str(e)) from None
   rows = None
   if opts.labels:
     rows = labels_lib.from_npy(opts.labels, arr.shape[0])

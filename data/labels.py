@@ -26,6 +26,7 @@ import numpy as np
 
 from data.images import is_image_name
 from sg2tf.dataset_info import DatasetError
+from sg2tf.utils import safe_pickle
 
 
 def _norm(path: str) -> str:
@@ -133,16 +134,18 @@ def to_matrix(values: Sequence[object], source: str) -> Tuple[np.ndarray, Option
     if len(dims) != 1:
       raise DatasetError(f'{source}: label vectors of different lengths {sorted(dims)}.')
     try:
-      return np.asarray(values, np.float32).reshape(len(values), dims.pop()), None
+      matrix = np.asarray(values, np.float32).reshape(len(values), dims.pop())
     except (ValueError, TypeError):
       raise DatasetError(f'{source}: label vectors must hold numbers only.') from None
+    return check_finite(matrix, source), None
   if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
     idx = np.asarray(values, np.int64)
     if idx.min(initial=0) < 0:
       raise DatasetError(f'{source}: class indices must be >= 0, got {idx.min()}.')
     return one_hot(idx, int(idx.max(initial=0)) + 1), None
   if all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values):
-    return np.asarray(values, np.float32)[:, np.newaxis], None  # Scalar (non-class) values.
+    # Scalar (non-class) values.
+    return check_finite(np.asarray(values, np.float32)[:, np.newaxis], source), None
   if all(isinstance(v, str) for v in values):
     names = sorted(set(values))
     index = {c: i for i, c in enumerate(names)}
@@ -160,9 +163,11 @@ def one_hot(idx: np.ndarray, num_classes: int) -> np.ndarray:
 def from_npy(path: str, count: int) -> np.ndarray:
   """A .npy label array for create_from_npy -> float32 [count, D]."""
   try:
-    arr = np.load(path, allow_pickle=False)
-  except (OSError, ValueError) as e:
-    raise DatasetError(f'--labels={path}: not a readable .npy array ({e}).') from None
+    arr = safe_pickle.load_npy(path, 'label array')
+  except safe_pickle.NumpyFileError as e:
+    raise DatasetError(f'--labels={e}') from None
+  except OSError as e:
+    raise DatasetError(f'--labels={path}: cannot read it ({e.strerror or e}).') from None
   if arr.shape[:1] != (count,) or arr.ndim > 2:
     raise DatasetError(f'--labels={path}: shape {list(arr.shape)}, expected [{count}] class '
                        f'indices or [{count}, label_dim] vectors (one row per image).')
@@ -170,4 +175,14 @@ def from_npy(path: str, count: int) -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.integer) or arr.min(initial=0) < 0:
       raise DatasetError(f'--labels={path}: a 1-D label array must hold class indices >= 0.')
     return one_hot(arr.astype(np.int64), int(arr.max(initial=0)) + 1)
-  return arr.astype(np.float32)
+  return check_finite(arr.astype(np.float32), f'--labels={path}')
+
+
+def check_finite(labels: np.ndarray, source: str) -> np.ndarray:
+  """labels, or a DatasetError naming the first row with a NaN or Inf (which would train a
+  network on garbage: conditional D and G multiply by the labels)."""
+  bad = np.flatnonzero(~np.all(np.isfinite(labels), axis=tuple(range(1, labels.ndim))))
+  if bad.size:
+    raise DatasetError(f'{source}: {bad.size} label rows hold NaN or Inf (the first is row '
+                       f'{bad[0]}: {labels[bad[0]].tolist()}); fix or remove them.')
+  return labels

@@ -25,7 +25,8 @@ from data.levels import build_levels
 from data.levels import num_levels
 from sg2tf.dataset_info import DatasetError
 from sg2tf.dataset_info import MANIFEST_NAME
-from sg2tf.tool_util import sha256_file
+from sg2tf.utils import files
+from sg2tf.utils.files import sha256_file
 
 TOOL_VERSION = 1
 
@@ -61,13 +62,20 @@ class DatasetWriter:
     self.resolution = resolution
     self.channels = channels
     self.count = 0
-    self.tmp_dir = make_partial_dir(self.tfrecord_dir)
+    with files.writing('dataset', self.tfrecord_dir):
+      self.tmp_dir = make_partial_dir(self.tfrecord_dir)
     log2 = int(np.log2(resolution))
     self.file_names = [f'{self.name}-r{log2 - k:02d}.tfrecords' for k in range(num_levels(
         resolution))]
-    self._writers = [tf.io.TFRecordWriter(os.path.join(self.tmp_dir, n))
-                     for n in self.file_names]
+    self._writers = []
     self._done = False
+    try:
+      with files.writing('dataset', self.tfrecord_dir):
+        self._writers = [tf.io.TFRecordWriter(os.path.join(self.tmp_dir, n))
+                         for n in self.file_names]
+    except BaseException:
+      self.abort()
+      raise
 
   def add_image(self, img: np.ndarray) -> None:
     """uint8 [C, R, R]."""
@@ -80,19 +88,29 @@ class DatasetWriter:
         self._writers):
       raise ValueError(f'image {self.count}: got levels from {top}, expected '
                        f'{(self.channels, self.resolution, self.resolution)}')
-    for writer, level in zip(self._writers, levels):
-      writer.write(serialize(level))
+    with files.writing('dataset', self.tfrecord_dir):
+      for writer, level in zip(self._writers, levels):
+        writer.write(serialize(level))
     self.count += 1
 
   def _close_writers(self):
-    for w in self._writers:
-      w.close()
-    self._writers = []
+    writers, self._writers, first = self._writers, [], None
+    for w in writers:  # close every one, even after a failure (disk full)
+      try:
+        w.close()
+      except Exception as e:  # pylint: disable=broad-except
+        first = first or e
+    if first is not None:
+      raise first
 
   def commit(self, labels: Optional[np.ndarray] = None, manifest: Optional[dict] = None):
     """Writes labels and manifest.json, then moves the dataset into place. Returns its path."""
     if self.count == 0:
       raise DatasetError(f'{self.tfrecord_dir}: no images were written.')
+    with files.writing('dataset', self.tfrecord_dir):
+      return self._commit(labels, manifest)
+
+  def _commit(self, labels, manifest):
     self._close_writers()
     label_dim = 0
     files = list(self.file_names)
@@ -138,6 +156,8 @@ class DatasetWriter:
     """Drops everything written so far."""
     try:
       self._close_writers()
+    except Exception:  # pylint: disable=broad-except
+      pass  # The partial folder goes anyway; the caller reports the original error.
     finally:
       shutil.rmtree(self.tmp_dir, ignore_errors=True)
     self._done = True

@@ -10,21 +10,20 @@ before anything is called. `build_module_src` (code in the pickle) is never exec
 networks are rebuilt from `build_func_name`, `static_kwargs` and the variables alone.
 """
 
+import math
 import os
-import pickle
+import re
 
 from absl import logging
 import numpy as np
 
-from sg2tf import tool_util
-from sg2tf.custom_ops import activation_funcs
+from sg2tf import official_variables
+from sg2tf.custom_ops import activation_funcs, policy
+from sg2tf.layers import nf_fn
 from sg2tf.networks.discriminator import Discriminator
 from sg2tf.networks.generator import Generator
-
-try:  # numpy >= 2
-  from numpy._core import multiarray as _multiarray  # pylint: disable=g-import-not-at-top
-except ImportError:  # numpy 1.x
-  from numpy.core import multiarray as _multiarray  # pylint: disable=g-import-not-at-top
+from sg2tf.utils import files
+from sg2tf.utils import safe_pickle
 
 
 class OfficialPickleError(ValueError):
@@ -36,34 +35,13 @@ class _TFNetworkStub:
 
   def __setstate__(self, state):
     if not isinstance(state, dict):
-      raise pickle.UnpicklingError('Network state is not a dict')
-    self.__dict__.update(state)
+      raise safe_pickle.UnsafePickleError('Network state is not a dict')
+    self.__dict__.update(safe_pickle.plain_arrays(state))
 
 
-# Never add anything that can run code (builtins, os, subprocess, eval, exec, getattr, ...).
-_ALLOWED_GLOBALS = {
-    ('dnnlib.tflib.network', 'Network'): _TFNetworkStub,
-    # pylint: disable=protected-access
-    ('numpy.core.multiarray', '_reconstruct'): _multiarray._reconstruct,
-    ('numpy._core.multiarray', '_reconstruct'): _multiarray._reconstruct,
-    # pylint: enable=protected-access
-    ('numpy.core.multiarray', 'scalar'): _multiarray.scalar,
-    ('numpy._core.multiarray', 'scalar'): _multiarray.scalar,
-    ('numpy', 'ndarray'): np.ndarray,
-    ('numpy', 'dtype'): np.dtype,
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-
-  def find_class(self, module, name):
-    try:
-      return _ALLOWED_GLOBALS[(module, name)]
-    except KeyError:
-      raise pickle.UnpicklingError(f'forbidden global {module}.{name}') from None
-
-  def persistent_load(self, pid):
-    raise pickle.UnpicklingError('persistent ids are not allowed')
+# Numeric numpy arrays (sg2tf.utils.safe_pickle) and the passive Network stub, nothing else.
+_ALLOWED_GLOBALS = {('dnnlib.tflib.network', 'Network'): _TFNetworkStub,
+                    **safe_pickle.NUMPY_ARRAYS}
 
 
 # Static kwargs the official build functions accept, with their defaults where they shape
@@ -86,8 +64,10 @@ _D_DEFAULTS = dict(num_channels=3, resolution=1024, label_size=0, fmap_base=16 <
                    resample_kernel=[1, 3, 3, 1], is_template_graph=False)
 _G_KNOWN = set(_MAPPING_DEFAULTS) | set(_SYNTHESIS_DEFAULTS) | set(_G_MAIN_DEFAULTS)
 
-_SUPPORTED = {'G_main': 'G_main', 'mapping': 'G_mapping', 'synthesis': 'G_synthesis_stylegan2',
-              'D': 'D_stylegan2'}
+# G build function -> the synthesis build functions it may hold; the D build functions.
+_G_SYNTHESIS = {'G_main': ('G_synthesis_stylegan2', 'G_synthesis_stylegan_revised'),
+                'G_style': ('G_synthesis',)}
+_D_FUNCS = ('D_stylegan2', 'D_stylegan', 'D_basic')
 
 
 def _fail(path, msg):
@@ -99,45 +79,56 @@ def read_pickle(path):
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path}: no such file (expected an official StyleGAN2 .pkl)')
+  head = safe_pickle.read_head(path)
+  if not safe_pickle.is_pickle(head):
+    _fail(path, f'not a network pickle: it is {safe_pickle.describe_content(head)}. Official '
+                'StyleGAN2 networks are pickles such as stylegan2-ffhq-config-f.pkl.')
   try:
     with open(path, 'rb') as f:
-      obj = _RestrictedUnpickler(f).load()
-  except pickle.UnpicklingError as e:
+      obj = safe_pickle.load(f, _ALLOWED_GLOBALS, what=path)
+  except safe_pickle.UnsafePickleError as e:
     _fail(path, f'refused to load: {e}. Only official StyleGAN2 network pickles (numpy arrays '
                 'and dnnlib.tflib.network.Network objects) can be imported; nothing was executed.')
-  except (EOFError, AttributeError, TypeError, ValueError, IndexError, KeyError, MemoryError) as e:
-    _fail(path, f'not a readable network pickle ({type(e).__name__}: {e})')
+  except (EOFError, AttributeError, TypeError, ValueError, IndexError, KeyError, MemoryError,
+          safe_pickle.UnpicklingError) as e:
+    _fail(path, f'not a readable network pickle ({type(e).__name__}: {e}); the file is '
+                'truncated or damaged')
   if not (isinstance(obj, tuple) and len(obj) == 3
           and all(isinstance(n, _TFNetworkStub) for n in obj)):
     _fail(path, 'expected the tuple (G, D, Gs) of dnnlib.tflib.network.Network, got '
                 f'{type(obj).__name__}')
-  for net, want in zip(obj, ('G_main', 'D_stylegan2', 'G_main')):
+  for net, want in zip(obj, (tuple(_G_SYNTHESIS), _D_FUNCS, tuple(_G_SYNTHESIS))):
     _check_stub(path, net, want)
   for net in (obj[0], obj[2]):
     comps = net.components
     if set(comps) != {'mapping', 'synthesis'}:
       _fail(path, f'network {net.name!r} must have components mapping and synthesis, got '
                   f'{sorted(comps)}')
-    _check_stub(path, comps['mapping'], _SUPPORTED['mapping'])
-    _check_stub(path, comps['synthesis'], _SUPPORTED['synthesis'])
+    _check_stub(path, comps['mapping'], ('G_mapping',))
+    _check_stub(path, comps['synthesis'], _G_SYNTHESIS[net.build_func_name])
+  if obj[0].build_func_name != obj[2].build_func_name:
+    _fail(path, f'G was built by {obj[0].build_func_name!r} but Gs by {obj[2].build_func_name!r}')
   return obj
 
 
-def _check_stub(path, net, build_func_name):
+def _check_stub(path, net, build_func_names):
   for attr, typ in (('name', str), ('static_kwargs', dict), ('components', dict),
                     ('build_func_name', str), ('variables', list)):
     if not isinstance(getattr(net, attr, None), typ):
       _fail(path, f'a Network has no valid {attr!r} ({typ.__name__})')
-  if net.build_func_name != build_func_name:
+  if net.build_func_name not in build_func_names:
     _fail(path, f'network {net.name!r} was built by {net.build_func_name!r}; sg2tf imports '
-                f'{build_func_name!r} here (StyleGAN2 configs e/f and Table 2; progressive-growing '
-                'networks of configs a-d are not supported).')
+                f'{" or ".join(repr(n) for n in build_func_names)} here (every configuration of '
+                'the StyleGAN2 paper, and StyleGAN\'s G_style / D_basic).')
   for item in net.variables:
     if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
       _fail(path, f'network {net.name!r}: variables must be (name, array) pairs')
     value = item[1]
     if not isinstance(value, (np.ndarray, np.generic)) or value.dtype.kind != 'f':
       _fail(path, f'network {net.name!r}: variable {item[0]!r} is not a float array')
+    if not np.all(np.isfinite(value)):
+      _fail(path, f'network {net.name!r}: variable {item[0]!r} holds NaN or Inf values; the '
+                  'network is damaged (a diverged training?) and would only make blank images.')
 
 
 def flat_vars(net, prefix=''):
@@ -167,6 +158,29 @@ def _filter(path, who, kernel):
   return [float(v) for v in k]
 
 
+_MAX_RESOLUTION = 1 << 16
+
+
+def _int_kwarg(path, who, key, value, lo=1, hi=1 << 20):
+  """A static kwarg that must be an integer in [lo, hi] (1e9 latents and the like are refused
+  here, long before anything is allocated)."""
+  ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+  if ok and not (math.isfinite(value) and float(value).is_integer() and lo <= value <= hi):
+    ok = False
+  if not ok:
+    _fail(path, f'{who}: static kwarg {key}={value!r} is not an integer in [{lo}, {hi}]; the '
+                'pickle is damaged or not a StyleGAN2 network.')
+  return int(value)
+
+
+def _resolution(path, who, value):
+  res = _int_kwarg(path, who, 'resolution', value, 4, _MAX_RESOLUTION)
+  if res & (res - 1):
+    _fail(path, f'{who}: static kwarg resolution={res} is not a power of two (4, 8, ..., 1024); '
+                'the pickle is damaged or not a StyleGAN2 network.')
+  return res
+
+
 def _activation(path, who, name):
   if name not in activation_funcs:
     _fail(path, f'{who}: nonlinearity {name!r} is not supported ({sorted(activation_funcs)})')
@@ -177,10 +191,12 @@ def generator_kwargs(path, g_stub):
   """sg2tf Generator kwargs from G_main + its components' static kwargs."""
   gk = _with_defaults(path, f'{g_stub.name} (G_main)', g_stub.static_kwargs, _G_KNOWN,
                       {**_MAPPING_DEFAULTS, **_SYNTHESIS_DEFAULTS, **_G_MAIN_DEFAULTS})
-  if gk['mapping_func'] != 'G_mapping' or gk['synthesis_func'] != 'G_synthesis_stylegan2':
-    _fail(path, f'unsupported mapping_func/synthesis_func {gk["mapping_func"]!r}/'
-                f'{gk["synthesis_func"]!r}')
   comps = g_stub.components
+  if gk['mapping_func'] != 'G_mapping' or gk['synthesis_func'] != (
+      comps['synthesis'].build_func_name):
+    _fail(path, f'unsupported mapping_func/synthesis_func {gk["mapping_func"]!r}/'
+                f'{gk["synthesis_func"]!r} (its synthesis component was built by '
+                f'{comps["synthesis"].build_func_name!r})')
   mk = _with_defaults(path, 'G_mapping', comps['mapping'].static_kwargs, _G_KNOWN, gk)
   sk = _with_defaults(path, 'G_synthesis', comps['synthesis'].static_kwargs, _G_KNOWN, gk)
   for comp in ('mapping', 'synthesis'):
@@ -195,6 +211,14 @@ def generator_kwargs(path, g_stub):
     _fail(path, f'mapping dlatent_size {mk["dlatent_size"]} != synthesis {sk["dlatent_size"]}')
   if mk['dtype'] != 'float32' or sk['dtype'] != 'float32':
     logging.warning('%s: network dtype %s; sg2tf computes in float32.', path, sk['dtype'])
+  for key in ('latent_size', 'dlatent_size', 'mapping_fmaps', 'mapping_layers'):
+    _int_kwarg(path, 'G_mapping', key, mk[key])
+  _int_kwarg(path, 'G_mapping', 'label_size', mk['label_size'], 0)
+  _resolution(path, 'G_synthesis', sk['resolution'])
+  _int_kwarg(path, 'G_synthesis', 'num_channels', sk['num_channels'], 1, 4)
+  for key in ('fmap_base', 'fmap_max'):
+    _int_kwarg(path, 'G_synthesis', key, sk[key])
+  _int_kwarg(path, 'G_synthesis', 'fmap_min', sk['fmap_min'], 0)
   return dict(
       z_dim=int(mk['latent_size']), c_dim=int(mk['label_size']), w_dim=int(mk['dlatent_size']),
       img_resolution=int(sk['resolution']), img_channels=int(sk['num_channels']),
@@ -214,6 +238,14 @@ def discriminator_kwargs(path, d_stub):
                       _D_DEFAULTS)
   if dk['architecture'] not in ('orig', 'skip', 'resnet'):
     _fail(path, f'D: unknown architecture {dk["architecture"]!r}')
+  _resolution(path, 'D', dk['resolution'])
+  _int_kwarg(path, 'D', 'num_channels', dk['num_channels'], 1, 4)
+  _int_kwarg(path, 'D', 'label_size', dk['label_size'], 0)
+  for key in ('fmap_base', 'fmap_max'):
+    _int_kwarg(path, 'D', key, dk[key])
+  _int_kwarg(path, 'D', 'fmap_min', dk['fmap_min'], 0)
+  _int_kwarg(path, 'D', 'mbstd_group_size', dk['mbstd_group_size'], 0)
+  _int_kwarg(path, 'D', 'mbstd_num_features', dk['mbstd_num_features'], 0)
   return dict(
       c_dim=int(dk['label_size']), img_resolution=int(dk['resolution']),
       img_channels=int(dk['num_channels']), architecture=dk['architecture'],
@@ -223,6 +255,72 @@ def discriminator_kwargs(path, d_stub):
       mbstd_group_size=int(dk['mbstd_group_size']),
       mbstd_num_features=int(dk['mbstd_num_features']),
       resample_filter=_filter(path, 'D', dk['resample_kernel']))
+
+
+def _expected_generator_shapes(gk):
+  """{official flattened name: shape} of the variables whose shapes follow from each static
+  kwarg (mapping sizes, resolution, channels, fmaps), from the official architecture."""
+  nf = nf_fn(gk['fmap_base'], gk['fmap_decay'], gk['fmap_min'], gk['fmap_max'])
+  z, c, w = gk['z_dim'], gk['c_dim'], gk['w_dim']
+  out = {'dlatent_avg': [w]}
+  if c:
+    out['mapping/LabelConcat/weight'] = [c, z]
+  fan_in = 2 * z if c else z
+  for i in range(gk['mapping_layers']):
+    fmaps = w if i == gk['mapping_layers'] - 1 else gk['mapping_dim']
+    out[f'mapping/Dense{i}/weight'] = [fan_in, fmaps]
+    fan_in = fmaps
+  log2 = int(np.log2(gk['img_resolution']))
+  for i in range(2 * log2 - 3):
+    r = 2 ** ((i + 5) // 2)
+    out[f'synthesis/noise{i}'] = [1, 1, r, r]
+  out['synthesis/4x4/Const/const'] = [1, nf(1), 4, 4]
+  out['synthesis/4x4/Conv/weight'] = [3, 3, nf(1), nf(1)]
+  for k in range(3, log2 + 1):
+    scope = f'synthesis/{2 ** k}x{2 ** k}'
+    out[f'{scope}/Conv0_up/weight'] = [3, 3, nf(k - 2), nf(k - 1)]
+    out[f'{scope}/Conv0_up/mod_weight'] = [w, nf(k - 2)]
+    out[f'{scope}/Conv1/weight'] = [3, 3, nf(k - 1), nf(k - 1)]
+  top = f'synthesis/{2 ** log2}x{2 ** log2}/ToRGB'
+  out[f'{top}/weight'] = [1, 1, nf(log2 - 1), gk['img_channels']]
+  out[f'{top}/mod_weight'] = [w, nf(log2 - 1)]
+  return out
+
+
+def _expected_discriminator_shapes(dk):
+  nf = nf_fn(dk['fmap_base'], dk['fmap_decay'], dk['fmap_min'], dk['fmap_max'])
+  log2 = int(np.log2(dk['img_resolution']))
+  out = {f'{2 ** log2}x{2 ** log2}/FromRGB/weight': [1, 1, dk['img_channels'], nf(log2 - 1)]}
+  for k in range(log2, 2, -1):
+    scope = f'{2 ** k}x{2 ** k}'
+    out[f'{scope}/Conv0/weight'] = [3, 3, nf(k - 1), nf(k - 1)]
+    out[f'{scope}/Conv1_down/weight'] = [3, 3, nf(k - 1), nf(k - 2)]
+  mbstd = dk['mbstd_num_features'] if dk['mbstd_group_size'] > 1 else 0
+  out['4x4/Conv/weight'] = [3, 3, nf(1) + mbstd, nf(1)]
+  out['4x4/Dense0/weight'] = [nf(1) * 16, nf(0)]
+  out['Output/weight'] = [nf(0), max(dk['c_dim'], 1)]
+  return out
+
+
+_SCOPE_RE = re.compile(r'(?:^|/)(\d+)x\1/')
+
+
+def check_variable_shapes(path, who, expected, values):
+  """Compares what the static kwargs imply with the pickle's arrays BEFORE any network is
+  built, so a pickle declaring e.g. resolution 32768 or 1e9 latents is refused at once
+  instead of allocating until memory runs out."""
+  scopes = {int(m.group(1)) for n in values for m in [_SCOPE_RE.search(n)] if m}
+  want = {int(m.group(1)) for n in expected for m in [_SCOPE_RE.search(n)] if m}
+  if scopes != want:
+    _fail(path, f'{who}: the static kwargs describe resolutions {sorted(want)} but the '
+                f'variables are for {sorted(scopes)}; the pickle is inconsistent or damaged.')
+  for name, shape in expected.items():
+    if name not in values:
+      _fail(path, f'{who}: variable {name!r} is missing although the static kwargs need it.')
+    got = list(np.shape(values[name]))
+    if got != list(shape):
+      _fail(path, f'{who}: variable {name!r} has shape {got} but the static kwargs imply '
+                  f'{list(shape)}; the pickle is inconsistent or damaged.')
 
 
 def _nchw_to_nhwc(v):
@@ -308,25 +406,81 @@ def _assign(path, who, var_map, values, ignore=()):
 def load_official_pkl(path, impl='auto'):
   """Reads an official StyleGAN2 pickle. Returns sg2tf (G, D, G_ema); G_ema is the pickle's Gs.
 
+  impl: accepted for compatibility and checked ('auto', 'custom', 'ref'); the networks carry
+  no op implementation (call them under `sg2tf.custom_ops.implementation(impl)`).
+
   Raises OfficialPickleError (a ValueError) for a pickle that is unsafe, malformed or of an
   unsupported network, and FileNotFoundError when path does not exist.
   """
+  policy.check_impl(impl)
   path = os.fspath(path)
   g_stub, d_stub, gs_stub = read_pickle(path)
-  g_kwargs, broadcast = generator_kwargs(path, g_stub)
-  gs_kwargs, _ = generator_kwargs(path, gs_stub)
+  g_cls, g_map, kwargs_fn = _generator_importer(path, g_stub)
+  g_kwargs, broadcast = kwargs_fn(g_stub)
+  gs_kwargs, _ = kwargs_fn(gs_stub)
   if gs_kwargs != g_kwargs:
     _fail(path, 'G and Gs have different static kwargs')
-  d_kwargs = discriminator_kwargs(path, d_stub)
-  G, G_ema = Generator(impl=impl, **g_kwargs), Generator(impl=impl, **g_kwargs)
-  D = Discriminator(impl=impl, **d_kwargs)
+  d_cls, d_map, d_kwargs = _discriminator_importer(path, d_stub)
+  # Shapes first, networks after: absurd static kwargs must not allocate anything.
+  g_expected = (_expected_generator_shapes(g_kwargs) if g_cls is Generator
+                else official_variables.expected_shapes(g_cls.__name__, g_kwargs))
+  d_expected = (_expected_discriminator_shapes(d_kwargs) if d_cls is Discriminator
+                else official_variables.expected_shapes(d_cls.__name__, d_kwargs))
+  for who, stub in (('G', g_stub), ('Gs', gs_stub)):
+    check_variable_shapes(path, who, g_expected, flat_vars(stub))
+  check_variable_shapes(path, 'D', d_expected, flat_vars(d_stub))
+  G, G_ema = g_cls(**g_kwargs), g_cls(**g_kwargs)
+  D = d_cls(**d_kwargs)
   if broadcast is not None and int(broadcast) != G.num_ws:
     _fail(path, f'dlatent_broadcast={broadcast} but the synthesis network has {G.num_ws} layers')
-  _assign(path, 'G', generator_variable_map(G), flat_vars(g_stub), ignore=('lod',))
-  _assign(path, 'Gs', generator_variable_map(G_ema), flat_vars(gs_stub), ignore=('lod',))
-  _assign(path, 'D', discriminator_variable_map(D), flat_vars(d_stub))
-  logging.info('Imported %s: G %s, D %s.', path, g_kwargs, d_kwargs)
+  growing = g_cls is not Generator
+  for net, stub, who in ((G, g_stub, 'G'), (G_ema, gs_stub, 'Gs')):
+    values = flat_vars(stub)
+    _assign(path, who, g_map(net), values, ignore=('lod', 'synthesis/lod'))
+    if growing:  # G's own lod drives its synthesis network (official G_main / G_style).
+      net.set_lod(_lod_value(path, who, values, 'lod'))
+  values = flat_vars(d_stub)
+  _assign(path, 'D', d_map(D), values, ignore=('lod',) if d_cls is not Discriminator else ())
+  if d_cls is not Discriminator:
+    D.set_lod(_lod_value(path, 'D', values, 'lod'))
+  logging.info('Imported %s: G %s %s, D %s %s.', path, g_cls.__name__, g_kwargs,
+               d_cls.__name__, d_kwargs)
   return G, D, G_ema
+
+
+def _lod_value(path, who, values, name):
+  if name not in values or values[name].shape != ():
+    _fail(path, f'{who}: a progressive-growing network needs a scalar {name!r} variable')
+  return float(values[name])
+
+
+def _generator_importer(path, g_stub):
+  """(class, variable-map function, kwargs function) for the pickle's generator."""
+  from sg2tf import convert_growing as cg  # pylint: disable=g-import-not-at-top
+  from sg2tf import networks  # pylint: disable=g-import-not-at-top
+  fail = lambda msg: _fail(path, msg)
+  if g_stub.build_func_name == 'G_style':
+    return (networks.StyleGANGenerator, cg.style_generator_variable_map,
+            lambda stub: cg.style_generator_kwargs(fail, stub))
+  if g_stub.components['synthesis'].build_func_name == 'G_synthesis_stylegan_revised':
+    acts = tuple(activation_funcs)
+    return (networks.GrowingGenerator, cg.revised_generator_variable_map,
+            lambda stub: cg.revised_generator_kwargs(fail, stub, acts))
+  return Generator, generator_variable_map, lambda stub: generator_kwargs(path, stub)
+
+
+def _discriminator_importer(path, d_stub):
+  """(class, variable-map function, kwargs) for the pickle's discriminator."""
+  from sg2tf import convert_growing as cg  # pylint: disable=g-import-not-at-top
+  from sg2tf import networks  # pylint: disable=g-import-not-at-top
+  fail = lambda msg: _fail(path, msg)
+  if d_stub.build_func_name == 'D_basic':
+    return (networks.StyleGANDiscriminator, cg.basic_discriminator_variable_map,
+            cg.basic_discriminator_kwargs(fail, d_stub))
+  if d_stub.build_func_name == 'D_stylegan':
+    return (networks.GrowingDiscriminator, cg.growing_discriminator_variable_map,
+            cg.growing_discriminator_kwargs(fail, d_stub, tuple(activation_funcs)))
+  return Discriminator, discriminator_variable_map, discriminator_kwargs(path, d_stub)
 
 
 def convert(pkl, out, impl='auto', overwrite=False):
@@ -334,7 +488,7 @@ def convert(pkl, out, impl='auto', overwrite=False):
   from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
   G, D, G_ema = load_official_pkl(pkl, impl=impl)
   meta = {'source': {'official_pkl': os.path.abspath(pkl),
-                     'sha256': tool_util.sha256_file(pkl)}}
+                     'sha256': files.sha256_file(pkl)}}
   return serialization.save_networks(out, G, D, G_ema, metadata=meta, overwrite=overwrite)
 
 
@@ -346,7 +500,10 @@ def main(argv):
     raise app.UsageError('both --pkl (an official StyleGAN2 .pkl) and --out (a directory) are '
                          'required')
   try:
-    out = convert(f.pkl, f.out, impl=f.impl, overwrite=f.overwrite)
+    with policy.implementation(f.impl):
+      out = convert(f.pkl, f.out, impl=f.impl, overwrite=f.overwrite)
+  except files.DiskWriteError as e:  # one line: what could not be written, where, free space
+    raise SystemExit(f'error: {e}') from None
   except (OfficialPickleError, FileNotFoundError, FileExistsError) as e:
     raise app.UsageError(str(e)) from None
   logging.info('Wrote %s', out)
@@ -358,7 +515,8 @@ def _define_flags():
   flags.DEFINE_string('pkl', None, 'Official StyleGAN2 network pickle (G, D, Gs).')
   flags.DEFINE_string('out', None, 'Output directory for the native checkpoint + networks.json.')
   flags.DEFINE_enum('impl', 'auto', ['auto', 'custom', 'ref'],
-                    'Op implementation stored in the network config.')
+                    'Op implementation while converting (sg2tf.custom_ops.implementation); '
+                    'nothing about it is stored in the output.')
   flags.DEFINE_bool('overwrite', False, 'Replace --out if it exists.')
 
 

@@ -305,6 +305,9 @@ class DatasetInfo:
     count = scan_records(smallest)
     if count == 0:
       raise DatasetError(f'{smallest}: holds no records.')
+    if manifest is not None and isinstance(manifest.get('count'), int) and (
+        manifest['count'] != count):
+      _manifest_mismatch(tfrecord_dir, manifest['count'], files, count)
 
     labels_path = os.path.join(tfrecord_dir, f'{name}-rxx.labels')
     if not os.path.isfile(labels_path):
@@ -325,11 +328,14 @@ class DatasetInfo:
     sums with the manifest (when there is one) and parses every record through TensorFlow,
     which checks the data CRCs and each record's shape.
     """
-    for res, path in self.files.items():
-      n = scan_records(path)
-      if n != self.count:
-        raise DatasetError(f'{path}: {n} records but {self.files[min(self.files)]} has '
-                           f'{self.count}; the dataset is incomplete. Re-create it.')
+    counts = {path: scan_records(path) for path in self.files.values()}
+    most = max(counts.values())
+    for path, n in counts.items():
+      if n != most:
+        other = next(p for p, k in counts.items() if k == most)
+        raise DatasetError(f'{path}: {n} records but {other} has {most}; this file is '
+                           f'truncated (cut at a record boundary). Copy it again or re-create '
+                           f'the dataset.')
     if self.manifest is not None:
       m = self.manifest
       if m.get('count') != self.count or m.get('channels') != self.channels or (
@@ -362,16 +368,38 @@ class DatasetInfo:
         raise _corrupt(path, e.message.split('[Op:')[0].split('}}')[-1].strip()) from None
 
 
+def _manifest_mismatch(tfrecord_dir, expected, files, count):
+  """Raises the DatasetError for a manifest count that the records disagree with, naming
+  the file that is short (a truncated copy) or saying that the manifest is stale."""
+  top = files[max(files)]
+  top_count = scan_records(top) if top != files[min(files)] else count
+  manifest = os.path.join(tfrecord_dir, MANIFEST_NAME)
+  if top_count == expected:
+    raise DatasetError(f'{files[min(files)]}: {count} records but {manifest} and {top} say '
+                       f'{expected}; this file is truncated (cut at a record boundary). Copy it '
+                       f'again or re-create the dataset.')
+  raise DatasetError(f'{manifest} says {expected} images but the files hold {top_count}; the '
+                     f'dataset was modified after it was made (training would not use the '
+                     f'manifest\'s count). Re-create the dataset, or delete {MANIFEST_NAME} to use '
+                     f'the files as they are.')
+
+
 def _load_labels(path, count):
+  from sg2tf.utils import safe_pickle  # pylint: disable=g-import-not-at-top
   try:
-    with open(path, 'rb') as f:
-      labels = np.load(f, allow_pickle=False)
+    labels = safe_pickle.load_npy(path, 'label array (.npy)')
   except (OSError, ValueError) as e:
-    raise DatasetError(f'{path}: not a .npy label array ({e}).') from None
+    raise DatasetError(f'{e} Re-create the dataset\'s labels with data/dataset_tool.py.') from None
   if labels.ndim == 1:
     labels = labels[:, np.newaxis]
   if labels.ndim != 2 or labels.shape[0] < count:
     raise DatasetError(f'{path}: labels have shape {list(labels.shape)}, expected [{count}, '
                        f'label_dim] (one row per image).')
   # NVIDIA's reader also accepts more label rows than images and uses the first ones.
-  return labels[:count].astype(np.float32)
+  labels = labels[:count].astype(np.float32)
+  bad = np.flatnonzero(~np.all(np.isfinite(labels), axis=1))
+  if bad.size:
+    raise DatasetError(f'{path}: {bad.size} label rows hold NaN or Inf (the first is row '
+                       f'{bad[0]}); training on them would produce garbage. Re-create the '
+                       f'dataset with valid labels.')
+  return labels

@@ -3,7 +3,7 @@
     python -m sg2tf.export --network=<run dir | checkpoint | network dir | .pkl> --out=<dir>
         [--noise_mode=const] [--truncation_cutoff=N] [--keras] [--overwrite]
 
-The SavedModel holds G_ema rebuilt with the pure-TensorFlow reference ops (impl='ref') and the
+The SavedModel holds G_ema traced with the pure-TensorFlow reference ops (impl='ref') and the
 non-fused modulated convolution, so it contains only standard TF ops: it loads with
 `tf.saved_model.load(dir)` in any TensorFlow 2 (TF Serving, a process without sg2tf, without
 the custom-op library, on CPU or GPU). Signatures (batch dimension N dynamic, all float32
@@ -32,13 +32,13 @@ Training calls `export_generator(G_ema, out_dir)` at the end of a run.
 
 import json
 import os
-import shutil
-import tempfile
 from typing import Optional
 
 from absl import app
 from absl import flags
 from absl import logging
+
+from sg2tf.utils import files
 
 FORMAT = 'sg2tf.saved_model'
 VERSION = 1
@@ -48,18 +48,15 @@ NOISE_MODES = ('const', 'random', 'none')
 
 
 def rebuild_with_ref_ops(G):
-  """A copy of Generator G built with impl='ref' (plain variables, no distribution)."""
-  from sg2tf.networks import Generator  # pylint: disable=g-import-not-at-top
+  """A copy of generator G (plain variables, no distribution) for tracing with impl='ref'."""
   from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
-  kwargs = serialization.network_kwargs(G.get_config())
-  kwargs['impl'] = 'ref'
-  G_ref = Generator(**kwargs)
+  G_ref = type(G)(**serialization.network_kwargs(G.get_config()))
   serialization.copy_weights(G, G_ref, 'cannot rebuild the generator')
   return G_ref
 
 
 def _module(G, noise_mode: str, truncation_cutoff: Optional[int]):
-  """A tf.Module with the signature functions of G (already built with impl='ref')."""
+  """A tf.Module with the signature functions of G, traced with impl='ref'."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   def uint8(images):
@@ -122,16 +119,11 @@ def export_generator(G, out_dir: str, noise_mode: str = 'const',
                           f'or pass --overwrite.')
   G_ref = rebuild_with_ref_ops(G)
   module = _module(G_ref, noise_mode, truncation_cutoff)
-  parent = os.path.dirname(out_dir)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix='.' + os.path.basename(out_dir) + '.tmp-', dir=parent)
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the export is not.
-  try:
+  # Hidden temporary directory, renamed when complete; modes follow the umask.
+  with files.AtomicDir(out_dir, overwrite=overwrite, what='SavedModel export') as d:
     signatures = {'serving_default': module.generate, 'generate': module.generate,
                   'mapping': module.mapping, 'synthesis': module.synthesis}
-    tf.saved_model.save(module, tmp, signatures=signatures)
+    tf.saved_model.save(module, d.tmp, signatures=signatures)
     inputs = 'z [N, z_dim], truncation_psi []' + (', c [N, c_dim]' if G.c_dim else '')
     info = {
         'format': FORMAT, 'version': VERSION, 'sg2tf_version': sg2tf.__version__,
@@ -145,20 +137,10 @@ def export_generator(G, out_dir: str, noise_mode: str = 'const',
             'synthesis': '(w [N, num_ws, w_dim]) -> images, images_uint8'},
         'keras_file': KERAS_FILE if keras_file else None}
     info.update(metadata or {})
-    with open(os.path.join(tmp, INFO_FILE), 'w', encoding='utf-8') as f:
+    with open(os.path.join(d.tmp, INFO_FILE), 'w', encoding='utf-8') as f:
       json.dump(info, f, indent=1)
     if keras_file:
-      G_ref.save(os.path.join(tmp, KERAS_FILE))
-    if os.path.exists(out_dir):
-      old = tempfile.mkdtemp(prefix='.' + os.path.basename(out_dir) + '.old-', dir=parent)
-      os.replace(out_dir, os.path.join(old, 'x'))
-      os.replace(tmp, out_dir)
-      shutil.rmtree(old, ignore_errors=True)
-    else:
-      os.replace(tmp, out_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
+      G_ref.save(os.path.join(d.tmp, KERAS_FILE))
   logging.info('Exported SavedModel %s (signatures serving_default, generate, mapping, '
                'synthesis; noise %s).', out_dir, noise_mode)
   return out_dir
@@ -175,8 +157,14 @@ def load_keras(path: str):
 
 def export_network(network: str, out_dir: str, **kwargs) -> str:
   """Loads `--network` (see sg2tf.metrics.network_loader) and exports its G_ema."""
+  from sg2tf import selfcheck  # pylint: disable=g-import-not-at-top
+  from sg2tf.custom_ops import policy  # pylint: disable=g-import-not-at-top
   from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
-  G = network_loader.load_generator(network, impl='ref', allow_conditional=True)
+  with policy.implementation('ref'), policy.formulation('cpu'):
+    # The export traces only the reference, non-fused path (a portable SavedModel), so the
+    # start-up self-check finds nothing accelerated to verify; it runs for the same rule.
+    selfcheck.ensure_trusted('export')
+    G = network_loader.load_generator(network, impl='ref', allow_conditional=True)
   if not hasattr(G, 'get_config') or not hasattr(G, 'num_ws'):
     raise ValueError(f'--network={network}: not an sg2tf Generator; cannot export it.')
   metadata = {'source_network': os.path.abspath(network)}

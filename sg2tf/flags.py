@@ -116,9 +116,10 @@ def define_train_flags(flag_values=FLAGS):
                        **kw)
   # Networks: a named paper config, optionally overridden.
   flags.DEFINE_enum('cfg', 'config-f', sorted(net_configs.CONFIGS),
-                    'Network config of the paper (Table 1: config-b .. config-f; Table 2: '
-                    'config-e-G<arch>-D<arch>). Sets fmap_base, architectures, gamma, lazy '
-                    'regularisation and path length.', **kw)
+                    'Network config of the paper (Table 1: config-a .. config-f, a-d with '
+                    'progressive growing; config-b-nogrow .. config-d-nogrow: b-d without it; '
+                    'Table 2: config-e-G<arch>-D<arch>). Sets the networks, fmap_base, gamma, '
+                    'lazy regularisation, path length and (a-d) the growing schedule.', **kw)
   flags.DEFINE_enum('g_arch', None, ['orig', 'skip', 'resnet'], 'Override G architecture.', **kw)
   flags.DEFINE_enum('d_arch', None, ['orig', 'skip', 'resnet'], 'Override D architecture.', **kw)
   flags.DEFINE_integer('fmap_base', None, 'Override feature maps base (G and D).', **kw)
@@ -141,12 +142,22 @@ def define_train_flags(flag_values=FLAGS):
   flags.DEFINE_integer('g_reg_interval', 4, 'Path-length step every N minibatches (lazy).', **kw)
   flags.DEFINE_integer('d_reg_interval', 16, 'R1 step every N minibatches (lazy).', **kw)
   # Optimizer (Adam; the lazy-regularisation adjustment is applied on top).
-  flags.DEFINE_float('lr', 0.002, 'Adam learning rate of G and D.', **kw)
+  flags.DEFINE_float('lr', None, 'Adam learning rate of G and D; default: the config\'s '
+                     '(0.002; configs a-d: 0.001, the base of their growing schedule, which '
+                     'raises it to 0.0015-0.003 from 128x128 on).', **kw)
   flags.DEFINE_float('beta1', 0.0, 'Adam beta1.', **kw)
   flags.DEFINE_float('beta2', 0.99, 'Adam beta2.', **kw)
   flags.DEFINE_float('adam_eps', 1e-8, 'Adam epsilon.', **kw)
   # Schedule.
-  flags.DEFINE_integer('batch_size', 32, 'Global minibatch, split over the replicas.', **kw)
+  flags.DEFINE_integer('batch_size', 32, 'Global minibatch, split over the replicas (configs '
+                       'a-d: at 128x128 and above; below, 256/128/64/32 at 8/16/32/64).', **kw)
+  # Progressive growing (official training_schedule names); default: the config's.
+  flags.DEFINE_integer('lod_initial_resolution', None, 'Progressive growing: the resolution '
+                       'training starts at (configs a-d: 8). Needs config-a..d networks.', **kw)
+  flags.DEFINE_float('lod_training_kimg', None, 'Progressive growing: thousands of images '
+                     'at each resolution before fading in the next (600).', **kw)
+  flags.DEFINE_float('lod_transition_kimg', None, 'Progressive growing: thousands of images '
+                     'of each fade-in (600).', **kw)
   flags.DEFINE_float('total_kimg', 25000, 'Training length in thousands of real images.', **kw)
   flags.DEFINE_float('ema_kimg', 10.0, 'G_ema half-life in thousands of images.', **kw)
   flags.DEFINE_float('ema_rampup', None, 'If set (e.g. 0.05), the G_ema half-life is at most '
@@ -211,8 +222,11 @@ def define_train_flags(flag_values=FLAGS):
                      **kw)
   flags.DEFINE_float('ada_kimg', 500, 'ADA speed: kimg for p to change by 1.', **kw)
   flags.DEFINE_integer('ada_interval', 4, 'Minibatches between ADA adjustments.', **kw)
-  flags.DEFINE_string('resume', 'latest', 'latest (the run_dir\'s newest checkpoint, if any), '
-                      'none, or a checkpoint prefix.', **kw)
+  flags.DEFINE_string('resume', 'latest', 'latest: the run_dir\'s newest intact checkpoint, '
+                      'if any (damaged newer ones are skipped with a warning and moved to '
+                      'checkpoints/damaged/; if every checkpoint is damaged training stops); '
+                      'none: start a new training (refused while an intact checkpoint exists; '
+                      'damaged ones are moved aside); or a checkpoint prefix.', **kw)
   flags.DEFINE_string('resume_pkl', None, 'Official StyleGAN2 pickle to fine-tune from (when '
                       'no checkpoint is resumed).', **kw)
   flags.DEFINE_bool('exact_data_resume', True, 'Checkpoint the input pipeline too (its shuffle '
@@ -272,12 +286,19 @@ def train_config_from_flags(flag_values=FLAGS):
       raise ValueError(f'--mixed_precision means --precision=float16; it contradicts '
                        f'--precision={precision}. Use one of them.')
     precision = 'float16'
+  from sg2tf.training import schedule as schedule_lib  # pylint: disable=g-import-not-at-top
+  sched = schedule_lib.PAPER_GROWING if net.growing else schedule_lib.ScheduleConfig()
+  sched_over = {name: f[name].value for name in
+                ('lod_initial_resolution', 'lod_training_kimg', 'lod_transition_kimg')
+                if f[name].value is not None}
+  sched = dc.replace(sched, **sched_over)
   return tc.TrainConfig(
-      run_dir=f.run_dir,
+      run_dir=f.run_dir, schedule=sched,
       data=tc.DataConfig(data_dir=f.data_dir, resolution=f.resolution, mirror=f.mirror,
                          use_labels=f.cond, shuffle_mb=f.shuffle_mb),
       cfg_name=f.cfg, G=g, D=d, loss=loss,
-      optimizer=tc.OptimizerConfig(learning_rate=f.lr, beta1=f.beta1, beta2=f.beta2,
+      optimizer=tc.OptimizerConfig(learning_rate=net.learning_rate if f.lr is None else f.lr,
+                                   beta1=f.beta1, beta2=f.beta2,
                                    epsilon=f.adam_eps),
       batch_size=f.batch_size, total_kimg=f.total_kimg, ema_kimg=f.ema_kimg,
       ema_rampup=f.ema_rampup, seed=f.seed, strategy=f.strategy, impl=f.impl,

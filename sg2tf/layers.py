@@ -5,32 +5,27 @@ dense, N(0, 1/lr_multiplier^2) init) and scaled at run time (equalized learning 
 official weights import as-is and a trained checkpoint stays in the official layout.
 Conventions: ../shared/fixtures/official_pkl/README.md, sections 1-12.
 
-The `impl` argument of every call selects the op implementation (None: the layer's own,
-set at construction); `fused_modconv=None` picks the grouped-conv path on GPU and the
-non-fused path on CPU, where TF has no gradient for grouped convolutions.
+The layers carry no op implementation: the ops follow the op-level policy
+(sg2tf.custom_ops.policy, e.g. `with sg2tf.custom_ops.implementation('ref'):`).
+`fused_modconv=None` takes the policy's formulation: fused (one grouped conv) on GPU,
+non-fused on CPU, where TF has no gradient for grouped convolutions without XLA.
 """
 
-import functools
 import math
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from sg2tf.custom_ops import bias_act, conv2d_resample, setup_filter, upfirdn2d
+from sg2tf.custom_ops import bias_act, conv2d_resample, policy, setup_filter, upfirdn2d
 
 NOISE_MODES = ('random', 'const', 'none')
 _DEMOD_EPS = 1e-8
 
 
-@functools.lru_cache(maxsize=None)
-def gpus_visible() -> bool:
-  return bool(tf.config.list_physical_devices('GPU'))
-
-
 def resolve_fused_modconv(fused_modconv) -> bool:
-  """None: fused on GPU (one grouped conv), non-fused on CPU (no CPU grouped-conv gradient)."""
-  return gpus_visible() if fused_modconv is None else bool(fused_modconv)
+  """None: the policy's formulation (fused on GPU, non-fused on CPU); True/False force it."""
+  return policy.fused_modconv(fused_modconv)
 
 
 def check_noise_mode(noise_mode):
@@ -44,14 +39,7 @@ def _dims(x):
   return [d if d is not None else dyn[i] for i, d in enumerate(x.shape)]
 
 
-class _ImplMixin:
-  """Shared `impl` handling: a construction-time default that a call may override."""
-
-  def _impl(self, impl):
-    return self.impl if impl is None else impl
-
-
-class EqualizedDense(_ImplMixin, keras.layers.Layer):
+class EqualizedDense(keras.layers.Layer):
   """Fully connected layer with equalized learning rate: y = act(x @ W * c + b * lrmul).
 
   c = gain / sqrt(in_features) * lr_multiplier. W starts N(0, 1/lr_multiplier^2) and the
@@ -59,7 +47,7 @@ class EqualizedDense(_ImplMixin, keras.layers.Layer):
   """
 
   def __init__(self, units, activation='linear', lr_multiplier=1.0, gain=1.0, use_bias=True,
-               bias_init=0.0, impl='auto', **kwargs):
+               bias_init=0.0, **kwargs):
     super().__init__(**kwargs)
     self.units = int(units)
     self.activation = activation
@@ -67,7 +55,6 @@ class EqualizedDense(_ImplMixin, keras.layers.Layer):
     self.gain = float(gain)
     self.use_bias = bool(use_bias)
     self.bias_init = float(bias_init)
-    self.impl = impl
 
   def build(self, input_shape):
     self.in_features = int(input_shape[-1])
@@ -81,21 +68,21 @@ class EqualizedDense(_ImplMixin, keras.layers.Layer):
           initializer=keras.initializers.Constant(self.bias_init / self.lr_multiplier))
     self.weight_gain = self.gain / math.sqrt(self.in_features) * self.lr_multiplier
 
-  def call(self, x, impl=None):  # x: [N, in_features]
+  def call(self, x):  # x: [N, in_features]
     x = tf.matmul(x, self.weight * self.weight_gain)  # [N, units]
     b = None if self.bias is None else self.bias * self.lr_multiplier
     if b is None and self.activation == 'linear':
       return x
-    return bias_act(x, b, act=self.activation, impl=self._impl(impl))
+    return bias_act(x, b, act=self.activation)
 
   def get_config(self):
     config = super().get_config()
     config.update(units=self.units, activation=self.activation, lr_multiplier=self.lr_multiplier,
-                  gain=self.gain, use_bias=self.use_bias, bias_init=self.bias_init, impl=self.impl)
+                  gain=self.gain, use_bias=self.use_bias, bias_init=self.bias_init)
     return config
 
 
-class EqualizedConv2D(_ImplMixin, keras.layers.Layer):
+class EqualizedConv2D(keras.layers.Layer):
   """Conv2D (SAME) with equalized learning rate, optional FIR up/downsampling, bias + act.
 
   Up: transposed conv then FIR; down: FIR then strided conv (conv2d_resample), as in the
@@ -104,7 +91,7 @@ class EqualizedConv2D(_ImplMixin, keras.layers.Layer):
 
   def __init__(self, filters, kernel_size, activation='linear', use_bias=True, up=1, down=1,
                resample_filter=(1, 3, 3, 1), lr_multiplier=1.0, gain=1.0, conv_clamp=None,
-               impl='auto', **kwargs):
+               **kwargs):
     super().__init__(**kwargs)
     self.filters = int(filters)
     self.kernel_size = int(kernel_size)
@@ -115,7 +102,6 @@ class EqualizedConv2D(_ImplMixin, keras.layers.Layer):
     self.resample_filter = None if resample_filter is None else [float(v) for v in resample_filter]
     self.lr_multiplier = float(lr_multiplier)
     self.gain = float(gain)
-    self.impl = impl
 
   def build(self, input_shape):
     self.in_channels = int(input_shape[-1])
@@ -129,27 +115,26 @@ class EqualizedConv2D(_ImplMixin, keras.layers.Layer):
     self.weight_gain = self.gain / math.sqrt(k * k * self.in_channels) * self.lr_multiplier
     self._filter = setup_filter(self.resample_filter) if (self.up > 1 or self.down > 1) else None
 
-  def call(self, x, impl=None):  # x: [N, H, W, C_in]
-    impl = self._impl(impl)
+  def call(self, x):  # x: [N, H, W, C_in]
     # float16 inputs (mixed precision): the float32 weights are cast at use by the op.
     w = self.weight * self.weight_gain
     x = conv2d_resample(x, w, f=self._filter, up=self.up, down=self.down,
-                        padding=self.kernel_size // 2, impl=impl)  # [N, H', W', filters]
+                        padding=self.kernel_size // 2)  # [N, H', W', filters]
     b = None if self.bias is None else self.bias * self.lr_multiplier
     if b is None and self.activation == 'linear' and self.conv_clamp is None:
       return x
-    return bias_act(x, b, act=self.activation, clamp=self.conv_clamp, impl=impl)
+    return bias_act(x, b, act=self.activation, clamp=self.conv_clamp)
 
   def get_config(self):
     config = super().get_config()
     config.update(filters=self.filters, kernel_size=self.kernel_size, activation=self.activation,
                   use_bias=self.use_bias, up=self.up, down=self.down,
                   resample_filter=self.resample_filter, lr_multiplier=self.lr_multiplier,
-                  gain=self.gain, conv_clamp=self.conv_clamp, impl=self.impl)
+                  gain=self.gain, conv_clamp=self.conv_clamp)
     return config
 
 
-class ModulatedConv2D(_ImplMixin, keras.layers.Layer):
+class ModulatedConv2D(keras.layers.Layer):
   """Modulated (and optionally demodulated) conv, paper Eq. 1 and 3, no bias.
 
   Style s = w @ (mod_weight / sqrt(w_dim)) + mod_bias + 1. `mod_bias` is stored WITHOUT
@@ -166,7 +151,7 @@ class ModulatedConv2D(_ImplMixin, keras.layers.Layer):
   """
 
   def __init__(self, filters, kernel_size, w_dim, demodulate=True, up=1,
-               resample_filter=(1, 3, 3, 1), impl='auto', **kwargs):
+               resample_filter=(1, 3, 3, 1), **kwargs):
     super().__init__(**kwargs)
     self.filters = int(filters)
     self.kernel_size = int(kernel_size)
@@ -174,7 +159,6 @@ class ModulatedConv2D(_ImplMixin, keras.layers.Layer):
     self.demodulate = bool(demodulate)
     self.up = int(up)
     self.resample_filter = None if resample_filter is None else [float(v) for v in resample_filter]
-    self.impl = impl
 
   def build(self, input_shape):
     self.in_channels = int(input_shape[-1])
@@ -189,23 +173,22 @@ class ModulatedConv2D(_ImplMixin, keras.layers.Layer):
     self.mod_gain = 1.0 / math.sqrt(self.w_dim)
     self._filter = setup_filter(self.resample_filter) if self.up > 1 else None
 
-  def styles(self, w, impl=None):
+  def styles(self, w):
     """w [N, w_dim] -> s [N, C_in]."""
     s = tf.matmul(w, self.mod_weight * self.mod_gain)
-    return bias_act(s, self.mod_bias, impl=self._impl(impl)) + 1.0
+    return bias_act(s, self.mod_bias) + 1.0
 
-  def call(self, x, w, fused_modconv=None, impl=None):  # x: [N, H, W, C_in], w: [N, w_dim]
-    impl = self._impl(impl)
-    s = self.styles(tf.cast(w, tf.float32), impl)  # [N, I]
+  def call(self, x, w, fused_modconv=None):  # x: [N, H, W, C_in], w: [N, w_dim]
+    s = self.styles(tf.cast(w, tf.float32))  # [N, I]
     weight = self.weight * self.weight_gain  # [k, k, I, O]
     if resolve_fused_modconv(fused_modconv):
-      return self._fused(x, s, weight, impl)
+      return self._fused(x, s, weight)
     if x.dtype != tf.float32 and self.demodulate:
       weight = weight / tf.reduce_max(tf.abs(weight), axis=[0, 1, 2], keepdims=True)
       s = s / tf.reduce_max(tf.abs(s), axis=1, keepdims=True)
     x = x * tf.cast(s, x.dtype)[:, tf.newaxis, tf.newaxis, :]
-    x = conv2d_resample(x, weight, f=self._filter, up=self.up, padding=self.kernel_size // 2,
-                        impl=impl)  # [N, H', W', O]
+    x = conv2d_resample(x, weight, f=self._filter, up=self.up,
+                        padding=self.kernel_size // 2)  # [N, H', W', O]
     if self.demodulate:
       # sum_{kh,kw,i} (W s_i)^2 = (s^2) @ sum_{kh,kw} W^2.
       d = tf.math.rsqrt(tf.matmul(tf.square(s), tf.reduce_sum(tf.square(weight), [0, 1]))
@@ -213,7 +196,7 @@ class ModulatedConv2D(_ImplMixin, keras.layers.Layer):
       x = x * tf.cast(d, x.dtype)[:, tf.newaxis, tf.newaxis, :]
     return x
 
-  def _fused(self, x, s, weight, impl):
+  def _fused(self, x, s, weight):
     k, ci, co = self.kernel_size, self.in_channels, self.filters
     ww = weight[tf.newaxis] * s[:, tf.newaxis, tf.newaxis, :, tf.newaxis]  # [N, k, k, I, O]
     if self.demodulate:
@@ -225,41 +208,42 @@ class ModulatedConv2D(_ImplMixin, keras.layers.Layer):
     xg = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, wd, n * ci])  # [1, H, W, N*I]
     wg = tf.reshape(tf.transpose(ww, [1, 2, 3, 0, 4]), [k, k, ci, n * co])  # [k, k, I, N*O]
     wg = tf.cast(wg, x.dtype)  # Demodulated in float32: |entries| <= 1 fit float16.
-    if self.up > 1 and (n_static is None or not gpus_visible()):
-      y = self._fused_up_zero_insert(xg, wg, impl)
+    if self.up > 1 and n_static is None:
+      y = self._fused_up_zero_insert(xg, wg)
     else:
-      # Without resampling the group count is inferred from the channels, so it may be dynamic.
+      # Without resampling the group count is inferred from the channels, so it may be
+      # dynamic. With up, conv2d_resample's grouped transposed conv follows the policy's
+      # formulation (grouped conv2d_transpose on 'gpu', zero insertion on 'cpu').
       y = conv2d_resample(xg, wg, f=self._filter, up=self.up, padding=k // 2,
-                          groups=n_static or 1, impl=impl)  # [1, H', W', N*O]
+                          groups=n_static or 1)  # [1, H', W', N*O]
     _, h2, w2, _ = _dims(y)
     y = tf.reshape(y, [h2, w2, n, co])  # [H', W', N, O]
     return tf.transpose(y, [2, 0, 1, 3])  # [N, H', W', O]
 
-  def _fused_up_zero_insert(self, xg, wg, impl):
+  def _fused_up_zero_insert(self, xg, wg):
     """Fused up path via the zero-insertion form of the transposed conv (README section 8):
     zero-insert, pad k-1, grouped correlation with W as stored, then the FIR with gain up^2.
 
     Used when the batch (= group count) is dynamic, which conv2d_resample's grouped
-    transposed conv cannot take, and on CPU, which has no grouped transposed conv (this is
-    what conv2d_resample does there too, but here `impl` reaches every op).
+    transposed conv cannot take (it is the same computation as conv2d_resample's 'cpu'
+    formulation).
     """
     k, up = self.kernel_size, self.up
     fw = int(self._filter.shape[0])
-    xz = upfirdn2d(xg, None, up=up, padding=[k - 1, k - up, k - 1, k - up], impl=impl)
+    xz = upfirdn2d(xg, None, up=up, padding=[k - 1, k - up, k - 1, k - up])
     y = tf.nn.conv2d(xz, wg, strides=1, padding='VALID')
     p0 = (fw + up - 1) // 2 + k // 2 - (k - 1)
     p1 = (fw - up) // 2 + k // 2 - (k - up)
-    return upfirdn2d(y, self._filter, padding=[p0, p1, p0, p1], gain=up * up, impl=impl)
+    return upfirdn2d(y, self._filter, padding=[p0, p1, p0, p1], gain=up * up)
 
   def get_config(self):
     config = super().get_config()
     config.update(filters=self.filters, kernel_size=self.kernel_size, w_dim=self.w_dim,
-                  demodulate=self.demodulate, up=self.up, resample_filter=self.resample_filter,
-                  impl=self.impl)
+                  demodulate=self.demodulate, up=self.up, resample_filter=self.resample_filter)
     return config
 
 
-class SynthesisLayer(_ImplMixin, keras.layers.Layer):
+class SynthesisLayer(keras.layers.Layer):
   """Modulated 3x3 conv, then per-pixel noise * noise_strength, then act(x + bias).
 
   Holds its own constant noise buffer (official `noise{i}`, NHWC [1, R, R, 1]) as a
@@ -267,7 +251,7 @@ class SynthesisLayer(_ImplMixin, keras.layers.Layer):
   """
 
   def __init__(self, filters, w_dim, resolution, kernel_size=3, up=1, activation='lrelu',
-               resample_filter=(1, 3, 3, 1), conv_clamp=None, impl='auto', **kwargs):
+               resample_filter=(1, 3, 3, 1), conv_clamp=None, **kwargs):
     super().__init__(**kwargs)
     self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
     self.filters = int(filters)
@@ -277,9 +261,8 @@ class SynthesisLayer(_ImplMixin, keras.layers.Layer):
     self.up = int(up)
     self.activation = activation
     self.resample_filter = None if resample_filter is None else [float(v) for v in resample_filter]
-    self.impl = impl
     self.conv = ModulatedConv2D(self.filters, self.kernel_size, self.w_dim, demodulate=True,
-                                up=self.up, resample_filter=self.resample_filter, impl=impl,
+                                up=self.up, resample_filter=self.resample_filter,
                                 autocast=self.autocast, name='conv')
 
   def build(self, input_shape):
@@ -291,10 +274,9 @@ class SynthesisLayer(_ImplMixin, keras.layers.Layer):
     self.noise_strength = self.add_weight(name='noise_strength', shape=[], initializer='zeros')
     self.bias = self.add_weight(name='bias', shape=[self.filters], initializer='zeros')
 
-  def call(self, x, w, noise_mode='random', noise=None, fused_modconv=None, impl=None):
+  def call(self, x, w, noise_mode='random', noise=None, fused_modconv=None):
     """x: [N, H, W, C_in], w: [N, w_dim], noise: optional [N or 1, R, R, 1] (overrides the mode)."""
-    impl = self._impl(impl)
-    x = self.conv(x, w, fused_modconv=fused_modconv, impl=impl)  # [N, R, R, filters]
+    x = self.conv(x, w, fused_modconv=fused_modconv)  # [N, R, R, filters]
     if noise is None:
       check_noise_mode(noise_mode)
       if noise_mode == 'random':
@@ -304,42 +286,39 @@ class SynthesisLayer(_ImplMixin, keras.layers.Layer):
         noise = self.noise_const
     if noise is not None:
       x = x + tf.cast(tf.cast(noise, tf.float32) * self.noise_strength, x.dtype)
-    return bias_act(x, self.bias, act=self.activation, clamp=self.conv_clamp, impl=impl)
+    return bias_act(x, self.bias, act=self.activation, clamp=self.conv_clamp)
 
   def get_config(self):
     config = super().get_config()
     config.update(filters=self.filters, w_dim=self.w_dim, resolution=self.resolution,
                   kernel_size=self.kernel_size, up=self.up, activation=self.activation,
-                  resample_filter=self.resample_filter, conv_clamp=self.conv_clamp,
-                  impl=self.impl)
+                  resample_filter=self.resample_filter, conv_clamp=self.conv_clamp)
     return config
 
 
-class ToRGB(_ImplMixin, keras.layers.Layer):
+class ToRGB(keras.layers.Layer):
   """Modulated 1x1 conv WITHOUT demodulation, then x + bias (linear)."""
 
-  def __init__(self, img_channels, w_dim, conv_clamp=None, impl='auto', **kwargs):
+  def __init__(self, img_channels, w_dim, conv_clamp=None, **kwargs):
     super().__init__(**kwargs)
     self.img_channels = int(img_channels)
     self.w_dim = int(w_dim)
     self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
-    self.impl = impl
-    self.conv = ModulatedConv2D(self.img_channels, 1, self.w_dim, demodulate=False, impl=impl,
+    self.conv = ModulatedConv2D(self.img_channels, 1, self.w_dim, demodulate=False,
                                 autocast=self.autocast, name='conv')
 
   def build(self, input_shape):
     self.conv.build(input_shape)
     self.bias = self.add_weight(name='bias', shape=[self.img_channels], initializer='zeros')
 
-  def call(self, x, w, fused_modconv=None, impl=None):  # x: [N, H, W, C], w: [N, w_dim]
-    impl = self._impl(impl)
-    x = self.conv(x, w, fused_modconv=fused_modconv, impl=impl)  # [N, H, W, img_channels]
-    return bias_act(x, self.bias, clamp=self.conv_clamp, impl=impl)
+  def call(self, x, w, fused_modconv=None):  # x: [N, H, W, C], w: [N, w_dim]
+    x = self.conv(x, w, fused_modconv=fused_modconv)  # [N, H, W, img_channels]
+    return bias_act(x, self.bias, clamp=self.conv_clamp)
 
   def get_config(self):
     config = super().get_config()
     config.update(img_channels=self.img_channels, w_dim=self.w_dim,
-                  conv_clamp=self.conv_clamp, impl=self.impl)
+                  conv_clamp=self.conv_clamp)
     return config
 
 

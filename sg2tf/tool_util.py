@@ -6,16 +6,16 @@ uint8 = clip(x * 127.5 + 128, 0, 255) (the official convert_images_to_uint8, whi
 after adding 0.5, i.e. rounds).
 """
 
-import hashlib
 import os
 import re
 import sys
-import tempfile
 import time
-from typing import Callable, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from absl import logging
 import numpy as np
+
+from sg2tf.utils import files
 
 
 class ToolError(ValueError):
@@ -103,30 +103,9 @@ def grid(images: np.ndarray, cols: int) -> np.ndarray:
   return canvas
 
 
-def atomic_write(path: str, write: Callable[[str], None]) -> str:
-  """Calls write(tmp) on a temporary file beside path, then renames it into place; on any
-  error the temporary file is removed and nothing is left at path. Returns path."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  base, ext = os.path.splitext(os.path.basename(path))
-  fd, tmp = tempfile.mkstemp(prefix=f'.{base}.', suffix=ext, dir=folder)
-  os.close(fd)
-  try:
-    write(tmp)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  return path
-
-
-def sha256_file(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for chunk in iter(lambda: f.read(8 << 20), b''):
-      h.update(chunk)
-  return h.hexdigest()
+# One home for file writing: sg2tf.utils.files (atomic, umask-respecting, clear disk errors).
+atomic_write = files.atomic_write
+sha256_file = files.sha256_file
 
 
 def _pil(image: np.ndarray):
@@ -137,7 +116,7 @@ def _pil(image: np.ndarray):
 
 def save_png(path: str, image: np.ndarray) -> str:
   """Writes uint8 [H, W, C] (C = 1 or 3) atomically."""
-  return atomic_write(path, lambda tmp: _pil(image).save(tmp, format='PNG'))
+  return atomic_write(path, lambda tmp: _pil(image).save(tmp, format='PNG'), what='image')
 
 
 def save_gif(path: str, frames: Sequence[np.ndarray], duration_ms: int = 80,
@@ -147,7 +126,7 @@ def save_gif(path: str, frames: Sequence[np.ndarray], duration_ms: int = 80,
   kwargs = dict(format='GIF', save_all=True, append_images=pil[1:], duration=int(duration_ms))
   if loop:
     kwargs['loop'] = 0
-  return atomic_write(path, lambda tmp: pil[0].save(tmp, **kwargs))
+  return atomic_write(path, lambda tmp: pil[0].save(tmp, **kwargs), what='animation')
 
 
 def save_npy(path: str, array: np.ndarray) -> str:
@@ -165,10 +144,7 @@ def save_npz(path: str, **arrays) -> str:
 
 
 def save_text(path: str, text: str) -> str:
-  def write(tmp):
-    with open(tmp, 'w', encoding='utf-8') as f:
-      f.write(text)
-  return atomic_write(path, write)
+  return files.write_text(path, text)
 
 
 def read_image(path: str):
@@ -247,5 +223,7 @@ def check_network_path(path: str) -> None:
 
 def expected_errors():
   """The exception types that mean bad input (not a bug) for the tools. NetworkLoadError is a
-  ValueError and FeatureFileMissingError a FileNotFoundError, so nothing heavy is imported."""
-  return (ToolError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError)
+  ValueError and FeatureFileMissingError a FileNotFoundError, so nothing heavy is imported;
+  DiskWriteError is a disk that refused an output (full, read-only)."""
+  return (ToolError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+          files.DiskWriteError)

@@ -1,4 +1,8 @@
-"""Named configs (Table 1 and Table 2) and the official parameter counts at 1024^2."""
+"""Named configs (Table 1 and Table 2) and the official parameter counts at 1024^2.
+
+config-b .. config-d are the paper's rows with progressive growing now; the no-growing
+networks these tests checked as config-b/c/d before are config-b-nogrow .. config-d-nogrow.
+"""
 
 import dataclasses
 import gc
@@ -16,10 +20,29 @@ def _count(variables):
 class ConfigsTest(tf.test.TestCase):
 
   def test_names(self):
-    want = {f'config-{c}' for c in 'bcdef'} | {
+    want = {f'config-{c}' for c in 'abcdef'} | {f'config-{c}-nogrow' for c in 'bcd'} | {
         f'config-e-G{g}-D{d}' for g in ('orig', 'skip', 'resnet')
         for d in ('orig', 'skip', 'resnet')}
     self.assertEqual(set(configs.CONFIGS), want)
+    for c in 'abcd':  # run_training.py: configs a-d grow, with networks that support it.
+      cfg = configs.CONFIGS[f'config-{c}']
+      self.assertTrue(cfg.growing)
+      self.assertEqual(cfg.learning_rate, 0.001)
+      self.assertEqual((cfg.G.network, cfg.D.network),
+                       ('G_style', 'D_basic') if c == 'a' else
+                       ('G_synthesis_stylegan_revised', 'D_stylegan'))
+      self.assertEqual(cfg.G.fmap_base, 8192)
+    for c in 'bcd':
+      grow, nogrow = configs.CONFIGS[f'config-{c}'], configs.CONFIGS[f'config-{c}-nogrow']
+      self.assertFalse(nogrow.growing)
+      self.assertEqual(nogrow.G.network, 'G_synthesis_stylegan2')
+      self.assertEqual((nogrow.G.architecture, nogrow.D.architecture), ('orig', 'orig'))
+      for key in ('r1_gamma', 'lazy_regularization', 'pl_weight', 'style_mixing_prob'):
+        self.assertEqual(getattr(grow, key), getattr(nogrow, key), (c, key))
+    self.assertFalse(configs.CONFIGS['config-a'].lazy_regularization)
+    self.assertEqual(configs.CONFIGS['config-a'].pl_weight, 0.0)
+    self.assertEqual(configs.CONFIGS['config-a'].G.resample_filter, (1, 2, 1))
+    self.assertFalse(configs.CONFIGS['config-e'].growing)
     self.assertEqual(configs.CONFIGS['config-e-Gresnet-Dskip'].G.architecture, 'resnet')
     self.assertEqual(configs.CONFIGS['config-e-Gresnet-Dskip'].D.architecture, 'skip')
     self.assertEqual(configs.CONFIGS['config-e'].r1_gamma, 100.0)
@@ -40,27 +63,33 @@ class ConfigsTest(tf.test.TestCase):
 
   def test_official_parameter_counts_at_1024(self):
     """Trainable parameters only (noise buffers and w_avg are non-trainable)."""
-    want = {'config-f': (30370060, 2101248, 29012513), 'config-e': (24900764, 2101248, 24038161)}
+    # a-d: the counts of the official graphs, from tests/networks/official_counts.py (an
+    # enumeration of the official build functions' variables, checked there against the
+    # fixture manifest); b-d's G has the variables of config e's skip G, renamed.
+    want = {'config-f': (30370060, 2101248, 29012513), 'config-e': (24900764, 2101248, 24038161),
+            'config-b': (24900764, 2101248, 23087249), 'config-a': (26219627, 2101248, 23087249)}
     for name, (g_count, mapping_count, d_count) in want.items():
-      G, D = configs.build_networks(configs.get_config(name), impl='ref')
+      G, D = configs.build_networks(configs.get_config(name))
       self.assertEqual(_count(G.trainable_weights), g_count, name)
       self.assertEqual(_count(G.mapping.trainable_weights), mapping_count, name)
       self.assertEqual(_count(D.trainable_weights), d_count, name)
+      lod = 0 if name in ('config-e', 'config-f') else 1
       self.assertEqual(_count(G.non_trainable_weights),
-                       512 + sum(int(np.prod(s)) for s in G.synthesis.noise_shapes))
+                       512 + sum(int(np.prod(s)) for s in G.synthesis.noise_shapes) + lod)
       del G, D
       gc.collect()
 
   def test_every_config_builds_small(self):
     seen = set()
     for name, full in configs.CONFIGS.items():
-      if (full.G.architecture, full.D.architecture) in seen:
+      kind = (full.G.network, full.G.architecture, full.D.network, full.D.architecture)
+      if kind in seen:
         continue  # Same networks at this size; only widths differ.
-      seen.add((full.G.architecture, full.D.architecture))
+      seen.add(kind)
       cfg = configs.get_config(name, resolution=8, fmap_base=32, fmap_max=8)
       cfg = dataclasses.replace(cfg, G=dataclasses.replace(cfg.G, z_dim=8, w_dim=8,
                                                            mapping_dim=8))
-      G, D = configs.build_networks(cfg, impl='ref')
+      G, D = configs.build_networks(cfg)
       img = G(tf.random.normal([4, 8]), noise_mode='none')
       self.assertEqual(D(img).shape, [4, 1], name)
 

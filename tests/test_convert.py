@@ -8,7 +8,10 @@ import pathlib
 import pickle
 import subprocess
 import sys
+import time
 import types
+import unittest
+from unittest import mock
 
 import numpy as np
 from absl.testing import parameterized
@@ -37,7 +40,7 @@ class FixtureTest(tf.test.TestCase, parameterized.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     if not PKL.exists():
-      raise cls.skipException(f'fixture not found: {FIXTURE}')
+      raise unittest.SkipTest(f'fixture not found: {FIXTURE}')
     cls.G, cls.D, cls.G_ema = convert.load_official_pkl(PKL, impl='ref')
     cls.ref = dict(np.load(FIXTURE / 'reference.npz'))
 
@@ -192,10 +195,10 @@ class SyntheticPickleTest(tf.test.TestCase, parameterized.TestCase):
 
   def _nets(self, g_arch, d_arch, c_dim):
     G = Generator(z_dim=8, c_dim=c_dim, w_dim=8, mapping_dim=8, img_resolution=16,
-                  architecture=g_arch, fmap_base=32, fmap_max=8, impl='ref')
+                  architecture=g_arch, fmap_base=32, fmap_max=8)
     G_ema = Generator.from_config(G.get_config())
     D = Discriminator(c_dim=c_dim, img_resolution=16, architecture=d_arch, fmap_base=32,
-                      fmap_max=8, impl='ref')
+                      fmap_max=8)
     rng = np.random.RandomState(0)
     for v in G_ema.weights + G.weights:
       v.assign(rng.standard_normal(v.shape).astype(np.float32) * 0.5)
@@ -247,6 +250,102 @@ class SyntheticPickleTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(FileExistsError, 'taken'):
       convert.convert(path, out, impl='ref')
     self.assertEqual(os.listdir(out), ['keep'])
+
+
+def _stub_to_official(cls, stub):
+  comps = {k: _stub_to_official(cls, v) for k, v in stub.components.items()}
+  return _net(cls, stub.name, stub.build_func_name, stub.static_kwargs, dict(stub.variables),
+              comps)
+
+
+def rewrite_fixture(path, g_kwargs=None, d_kwargs=None, variable=None, source=None):
+  """The fixture pickle (or `source`) with static kwargs updated (in G, Gs and their
+  components, so they agree) or one variable of G replaced: variable = (name, value)."""
+  g, d, gs = convert.read_pickle(source or PKL)
+  for net in (g, gs):
+    for n in (net, net.components['mapping'], net.components['synthesis']):
+      n.static_kwargs.update(g_kwargs or {})
+  d.static_kwargs.update(d_kwargs or {})
+  if variable is not None:
+    name, value = variable
+    g.components['synthesis'].variables = [
+        (k, value if k == name else v) for k, v in g.components['synthesis'].variables]
+  cls, restore = _official_class()
+  try:
+    with open(path, 'wb') as f:
+      pickle.dump(tuple(_stub_to_official(cls, n) for n in (g, d, gs)), f, protocol=4)
+  finally:
+    restore()
+  return path
+
+
+class BadPickleTest(tf.test.TestCase):
+  """Damaged or hostile pickles are refused with one clear error, before anything is built."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    if not PKL.exists():
+      raise unittest.SkipTest(f'fixture not found: {FIXTURE}')
+
+  def _refused(self, path, regex):
+    # Patched so that building a network fails the test: refusals must come first.
+    with mock.patch.object(convert, 'Generator', side_effect=AssertionError('G was built')), \
+        mock.patch.object(convert, 'Discriminator', side_effect=AssertionError('D was built')):
+      start = time.perf_counter()
+      with self.assertRaisesRegex(convert.OfficialPickleError, regex):
+        convert.load_official_pkl(path)
+      return time.perf_counter() - start
+
+  def test_huge_static_kwargs_are_refused_before_building(self):
+    d = self.get_temp_dir()
+    self._refused(rewrite_fixture(os.path.join(d, 'r32768.pkl'), {'resolution': 32768}),
+                  r'describe resolutions \[4, 8, .*, 32768\] but the variables are for '
+                  r'\[4, 8, 16, 32, 64\]')
+    self._refused(rewrite_fixture(os.path.join(d, 'z1e9.pkl'), {'latent_size': 1e9}),
+                  r'latent_size=1000000000.0 is not an integer in \[1, 1048576\]')
+    self._refused(rewrite_fixture(os.path.join(d, 'z1e5.pkl'), {'latent_size': 100000}),
+                  r"'mapping/Dense0/weight' has shape \[32, 32\] but the static kwargs imply "
+                  r'\[100000, 32\]')
+    self._refused(rewrite_fixture(os.path.join(d, 'fmaps.pkl'), {'fmap_max': 4096}),
+                  r"'synthesis/4x4/Const/const' has shape \[1, 96, 4, 4\] but the static "
+                  r'kwargs imply \[1, 160, 4, 4\]')
+    self._refused(rewrite_fixture(os.path.join(d, 'd.pkl'), d_kwargs={'resolution': 1 << 15}),
+                  'D: the static kwargs describe resolutions')
+
+  def test_resolution_63_and_bad_values(self):
+    d = self.get_temp_dir()
+    self._refused(rewrite_fixture(os.path.join(d, 'r63.pkl'), {'resolution': 63}),
+                  'resolution=63 is not a power of two')
+    self._refused(rewrite_fixture(os.path.join(d, 'str.pkl'), {'resolution': 'big'}),
+                  "resolution='big' is not an integer")
+
+  def test_nan_and_inf_weights(self):
+    g, _, _ = convert.read_pickle(PKL)
+    name, value = g.components['synthesis'].variables[3]
+    for bad in (np.nan, np.inf):
+      broken = np.array(value, copy=True)
+      broken.flat[0] = bad
+      path = rewrite_fixture(os.path.join(self.get_temp_dir(), 'nan.pkl'), variable=(name, broken))
+      self._refused(path, f"variable '{name}' holds NaN or Inf values")
+
+  def test_files_that_are_not_pickles(self):
+    d = self.get_temp_dir()
+    text = os.path.join(d, 'notes.pkl')
+    with open(text, 'w') as f:
+      f.write('these are my notes\n')
+    self._refused(text, "not a network pickle: it is a text file \\(starting 'these are my")
+    zipped = os.path.join(d, 'model.pkl')
+    import zipfile  # pylint: disable=g-import-not-at-top
+    with zipfile.ZipFile(zipped, 'w') as zf:
+      zf.writestr('archive/data.pkl', b'x')
+    self._refused(zipped, 'not a network pickle: it is a zip archive')
+    with open(PKL, 'rb') as f:
+      data = f.read()
+    cut = os.path.join(d, 'cut.pkl')
+    with open(cut, 'wb') as f:
+      f.write(data[:len(data) // 2])
+    self._refused(cut, 'not a readable network pickle .* truncated or damaged')
 
 
 if __name__ == '__main__':

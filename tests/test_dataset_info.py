@@ -101,11 +101,52 @@ class DatasetInfoTest(tf.test.TestCase):
                                 r'expected \[10, label_dim\]'):
       DatasetInfo.from_dir(ds)
 
+  def test_truncated_smallest_level_is_the_one_named(self):
+    ds = self.tmp / 'ds'
+    write_official(self.tmp / 'short', self.images[:4])
+    shutil.copy(self.tmp / 'short' / 'short-r02.tfrecords', ds / 'ds-r02.tfrecords')
+    # Cut at a record boundary, so the header walk alone cannot tell; the short file is named.
+    with self.assertRaisesRegex(DatasetError, r'ds-r02.tfrecords: 4 records but .*ds-r03'
+                                r'.tfrecords has 10; this file is truncated'):
+      DatasetInfo.from_dir(ds).verify()
+    (ds / 'manifest.json').write_text(json.dumps({'count': 10, 'resolution': 8, 'channels': 1}))
+    with self.assertRaisesRegex(DatasetError, r'ds-r02.tfrecords: 4 records but .*manifest.json '
+                                r'and .*ds-r03.tfrecords say 10; this file is truncated'):
+      DatasetInfo.from_dir(ds)
+
+  def test_bad_label_files(self):
+    ds = self.tmp / 'ds'
+    labels = np.zeros([10, 2], np.float32)
+    labels[7, 1] = np.nan
+    with open(ds / 'ds-rxx.labels', 'wb') as f:
+      np.save(f, labels)
+    with self.assertRaisesRegex(DatasetError, r'ds-rxx.labels: 1 label rows hold NaN or Inf '
+                                r'\(the first is row 7\)'):
+      DatasetInfo.from_dir(ds)
+    for data, what in ((b'0 1\n1 0\n', "a text file \\(starting '0 1'\\)"),
+                       (b'PK\x03\x04zz', 'a zip archive'), (b'', 'an empty file'),
+                       (b'\x80\x04K\x01.', 'a Python pickle')):
+      (ds / 'ds-rxx.labels').write_bytes(data)
+      with self.assertRaisesRegex(DatasetError, rf'ds-rxx.labels: not a label array \(.npy\) '
+                                  rf'\(a .npy file\); it is {what}'):
+        DatasetInfo.from_dir(ds)
+    with open(ds / 'ds-rxx.labels', 'wb') as f:
+      np.save(f, np.array(['a'] * 10, dtype=object), allow_pickle=True)
+    with self.assertRaisesRegex(DatasetError, 'Python objects, which sg2tf never unpickles'):
+      DatasetInfo.from_dir(ds)
+
   def test_manifest_checked(self):
     ds = self.tmp / 'ds'
+    # A count the records disagree with stops training at start-up (it used to be ignored).
     (ds / 'manifest.json').write_text(json.dumps({'count': 11, 'resolution': 8, 'channels': 1,
                                                    'label_dim': 5}))
-    with self.assertRaisesRegex(DatasetError, 'manifest.json says count=11'):
+    with self.assertRaisesRegex(DatasetError, 'manifest.json says 11 images but the files hold '
+                                '10; the dataset was modified'):
+      DatasetInfo.from_dir(ds)
+    (ds / 'manifest.json').write_text(json.dumps({'count': 10, 'resolution': 8, 'channels': 3,
+                                                   'label_dim': 5}))
+    with self.assertRaisesRegex(DatasetError, 'manifest.json says count=10, resolution=8, '
+                                'channels=3'):
       DatasetInfo.from_dir(ds).verify()
     (ds / 'manifest.json').write_text('{not json')
     with self.assertRaisesRegex(DatasetError, 'unreadable manifest'):

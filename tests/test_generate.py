@@ -117,7 +117,7 @@ class GenerateTest(tf.test.TestCase, parameterized.TestCase):
   def test_cli(self):
     tmp = self.get_temp_dir()
     nets = os.path.join(tmp, 'nets')
-    D = Discriminator(img_resolution=16, fmap_base=64, fmap_max=16, impl='ref')
+    D = Discriminator(img_resolution=16, fmap_base=64, fmap_max=16)
     serialization.save_networks(nets, self.G, D, export.rebuild_with_ref_ops(self.G))
     env = dict(os.environ, PYTHONPATH=str(_REPO), TF_CPP_MIN_LOG_LEVEL='2')
     out = os.path.join(tmp, 'out')

@@ -24,7 +24,7 @@ def _randomize(layer, seed=0):
 class EqualizedTest(tf.test.TestCase):
 
   def test_dense_runtime_scaling(self):
-    fc = layers.EqualizedDense(5, activation='lrelu', lr_multiplier=0.01, impl='ref')
+    fc = layers.EqualizedDense(5, activation='lrelu', lr_multiplier=0.01)
     fc.build([None, 7])
     _randomize(fc)
     x = np.random.RandomState(1).standard_normal([3, 7]).astype(np.float32)
@@ -38,7 +38,7 @@ class EqualizedTest(tf.test.TestCase):
     self.assertAllClose(fc.bias.numpy() * 0.01, np.ones(256))  # Effective bias = bias_init.
 
   def test_conv_same_with_bias_act(self):
-    conv = layers.EqualizedConv2D(4, 3, activation='lrelu', impl='ref')
+    conv = layers.EqualizedConv2D(4, 3, activation='lrelu')
     conv.build([None, 6, 6, 3])
     _randomize(conv)
     x = np.random.RandomState(2).standard_normal([2, 6, 6, 3]).astype(np.float32)
@@ -50,14 +50,14 @@ class EqualizedTest(tf.test.TestCase):
     x = tf.zeros([2, 8, 8, 3])
     for kw, size in ((dict(down=2), 4), (dict(up=2), 16)):
       for k in (1, 3):
-        conv = layers.EqualizedConv2D(5, k, use_bias=False, impl='ref', **kw)
+        conv = layers.EqualizedConv2D(5, k, use_bias=False, **kw)
         self.assertEqual(conv(x).shape, [2, size, size, 5])
 
 
 class ModulatedConvTest(tf.test.TestCase, parameterized.TestCase):
 
   def _layer(self, k=3, demodulate=True, up=1, cin=6, cout=5):
-    lyr = layers.ModulatedConv2D(cout, k, w_dim=8, demodulate=demodulate, up=up, impl='ref')
+    lyr = layers.ModulatedConv2D(cout, k, w_dim=8, demodulate=demodulate, up=up)
     lyr.build([None, 8, 8, cin])
     _randomize(lyr, seed=3)
     return lyr
@@ -94,7 +94,7 @@ class ModulatedConvTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(a, f(x, w), atol=1e-4)
 
   def test_demodulation_keeps_unit_variance_at_init(self):
-    lyr = layers.ModulatedConv2D(64, 3, w_dim=32, impl='ref')
+    lyr = layers.ModulatedConv2D(64, 3, w_dim=32)
     lyr.build([None, 16, 16, 64])
     rng = np.random.RandomState(5)
     x = rng.standard_normal([4, 16, 16, 64]).astype(np.float32)
@@ -114,7 +114,7 @@ class ModulatedConvTest(tf.test.TestCase, parameterized.TestCase):
 class SynthesisLayerTest(tf.test.TestCase):
 
   def test_noise_modes(self):
-    lyr = layers.SynthesisLayer(4, w_dim=8, resolution=8, impl='ref')
+    lyr = layers.SynthesisLayer(4, w_dim=8, resolution=8)
     lyr.build([None, 8, 8, 3])
     lyr.noise_strength.assign(0.5)
     rng = np.random.RandomState(6)

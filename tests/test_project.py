@@ -176,7 +176,7 @@ class ProjectorTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_run_from_flags(self):
     nets = os.path.join(self.tmp, 'nets')
-    D = Discriminator(img_resolution=16, fmap_base=64, fmap_max=16, impl='ref')
+    D = Discriminator(img_resolution=16, fmap_base=64, fmap_max=16)
     serialization.save_networks(nets, self.G, D, export.rebuild_with_ref_ops(self.G))
     gen_png = tool_util.save_png(os.path.join(self.tmp, 'gen.png'),
                                  tool_util.to_uint8(self.G(tool_util.z_from_seed(

@@ -11,15 +11,15 @@ differentiate through them. Third derivatives are not supported by impl='custom'
 """
 
 import dataclasses
-import functools
 import math
 from typing import Callable, Optional
 
-import numpy as np
 import tensorflow as tf
 
+from sg2tf.custom_ops import _device
 from sg2tf.custom_ops import _loader
 from sg2tf.custom_ops import _validate
+from sg2tf.custom_ops import policy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,9 +32,6 @@ class ActSpec:
   has_2nd_grad: bool    # Nonzero second derivative: the grad op needs grad=2.
 
 
-_SELU_ALPHA = 1.6732632423543772
-_SELU_SCALE = 1.0507009873554805
-
 activation_funcs = {
     'linear': ActSpec(0, lambda x, a: x, 0.0, 1.0, '', False),
     'relu': ActSpec(1, lambda x, a: tf.nn.relu(x), 0.0, math.sqrt(2), 'y', False),
@@ -46,7 +43,7 @@ activation_funcs = {
                    1.0, 1.0, 'y', True),
     'selu': ActSpec(6, lambda x, a: tf.nn.selu(x), 0.0, 1.0, 'y', True),
     'softplus': ActSpec(7, lambda x, a: tf.nn.softplus(x), 0.0, 1.0, 'y', True),
-    'swish': ActSpec(8, lambda x, a: x * tf.math.sigmoid(x), 0.0, 1.0, 'x', True),
+    'swish': ActSpec(8, lambda x, a: x * tf.math.sigmoid(x), 0.0, math.sqrt(2), 'x', True),
 }
 _BY_INDEX = {s.index: s for s in activation_funcs.values()}
 
@@ -64,9 +61,11 @@ def bias_act(x, b=None, axis=-1, act='linear', alpha=None, gain=None, clamp=None
     act: one of `activation_funcs`: linear, relu, lrelu, tanh, sigmoid, elu, selu,
       softplus, swish.
     alpha: activation parameter (lrelu slope, default 0.2; elu saturation, default 1).
-    gain: scale after the activation (default: the table's, sqrt(2) for relu/lrelu).
+    gain: scale after the activation (default: the table's, NVIDIA's: sqrt(2) for relu,
+      lrelu and swish, 1 for the others).
     clamp: if not None, clamp the output to [-clamp, clamp] (>= 0).
-    impl: 'auto' (compiled op if it loads, else reference), 'custom' or 'ref'.
+    impl: 'custom', 'ref', or 'auto' (default): the policy's choice (policy.py; compiled
+      op if it loads, else reference).
   Returns:
     A tensor with the shape and dtype of x.
   """
@@ -96,7 +95,7 @@ def bias_act(x, b=None, axis=-1, act='linear', alpha=None, gain=None, clamp=None
   if clamp is not None and not float(clamp) >= 0:
     raise ValueError(f'bias_act: clamp must be >= 0 or None, got {clamp}')
   clamp = -1.0 if clamp is None else float(clamp)
-  if _loader.resolve_impl(impl) == 'custom':
+  if policy.resolve_impl(impl, 'bias_act') == 'custom':
     return _bias_act_custom(x, b, axis, spec, alpha, gain, clamp)
   return _bias_act_ref(x, b, axis, spec, alpha, gain, clamp)
 
@@ -130,7 +129,7 @@ def _call(x, b, xref, yref, dy, spec, grad, axis, alpha, gain, clamp):
 def _bias_act_custom(x, b, axis, spec, alpha, gain, clamp):
   b = _empty(x.dtype) if b is None else b
   e = _empty(x.dtype)
-  return _call(x, b, e, e, e, spec, 0, axis, alpha, gain, clamp)
+  return _loader.apply_fault('bias_act', _call(x, b, e, e, e, spec, 0, axis, alpha, gain, clamp))
 
 
 def _reduce_to_bias(dx, axis):
@@ -146,7 +145,6 @@ def _reduce_to_bias(dx, axis):
   return tf.cast(tf.reduce_sum(tf.cast(dx, tf.float32), axis=axes), dx.dtype)
 
 
-@functools.lru_cache(maxsize=None)
 def _fused_bias_grad():
   """Whether gradients use Sg2tfBiasActReduce (CPU kernels only): when no GPU is visible.
 
@@ -154,7 +152,7 @@ def _fused_bias_grad():
   each block right after the kernel writes it, while it is still in cache, is nearly free.
   On GPUs BiasAddGrad is a tuned reduction, and the fused op has no GPU kernel.
   """
-  return not tf.config.list_logical_devices('GPU')
+  return not _device.gpus_visible()
 
 
 def _call_with_bias_grad(x, b, xref, yref, dy, spec, grad, axis, alpha, gain, clamp):
@@ -214,30 +212,3 @@ def _bias_act_reduce_grad(op, grad_out, grad_db):
   elif grad_out is None:
     return [None] * 5
   return _grad(op, grad_out)
-
-
-def np_bias_act(x, b=None, axis=-1, act='linear', alpha=None, gain=None, clamp=None):
-  """NumPy float64 reference used by tests (independent of TF)."""
-  spec = activation_funcs[act]
-  alpha = spec.def_alpha if alpha is None else alpha
-  gain = spec.def_gain if gain is None else gain
-  x = np.asarray(x, np.float64)
-  if b is not None:
-    shape = [1] * x.ndim
-    shape[axis] = -1
-    x = x + np.asarray(b, np.float64).reshape(shape)
-  fn = {
-      'linear': lambda v: v,
-      'relu': lambda v: np.maximum(v, 0),
-      'lrelu': lambda v: np.where(v > 0, v, v * alpha),
-      'tanh': np.tanh,
-      'sigmoid': lambda v: 1 / (1 + np.exp(-v)),
-      'elu': lambda v: np.where(v >= 0, v, alpha * np.expm1(np.minimum(v, 0))),
-      'selu': lambda v: _SELU_SCALE * np.where(v > 0, v, _SELU_ALPHA * np.expm1(np.minimum(v, 0))),
-      'softplus': lambda v: np.logaddexp(0, v),
-      'swish': lambda v: v / (1 + np.exp(-v)),
-  }[act]
-  y = fn(x) * gain
-  if clamp is not None:
-    y = np.clip(y, -clamp, clamp)
-  return y

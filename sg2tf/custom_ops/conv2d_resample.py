@@ -12,16 +12,13 @@ padding that the FIR filter and the resampling need is added here.
 import tensorflow as tf
 
 from sg2tf.custom_ops import _validate
+from sg2tf.custom_ops import policy
 from sg2tf.custom_ops.upfirdn2d import _filter_size, upfirdn2d
 
 
-def _gpus_visible() -> bool:
-  return bool(tf.config.list_physical_devices('GPU'))
-
-
-def _conv(x, w, stride=1, groups=1, flip_weight=True):
-  """VALID conv of NHWC x with HWIO w; grouped when x has groups * w.shape[2] channels."""
-  del groups  # tf.nn.conv2d infers the groups from the channel counts.
+def _conv(x, w, stride=1, flip_weight=True):
+  """VALID conv of NHWC x with HWIO w; grouped when x has k * w.shape[2] channels (TF
+  infers the group count from the channel counts)."""
   if not flip_weight:
     w = w[::-1, ::-1]
   return tf.nn.conv2d(x, w, strides=stride, padding='VALID')
@@ -30,12 +27,13 @@ def _conv(x, w, stride=1, groups=1, flip_weight=True):
 def _conv_transpose(x, w, stride, groups=1, impl='auto'):
   """Transposed VALID conv that is the adjoint of correlating with w: output (H-1)*s + k.
 
-  Equal to: zero-insert x, pad by k - 1, and TRUE-convolve with w.
+  Equal to: zero-insert x, pad by k - 1, and TRUE-convolve with w. Grouped, the policy's
+  formulation decides: one grouped conv2d_transpose ('gpu'), or that zero-insertion form
+  ('cpu': TF has no grouped Conv2DBackpropInput kernel on CPU).
   """
   kh, kw, in_g, out_c = w.shape
   out_g = out_c // groups
-  if groups > 1 and not _gpus_visible():
-    # TF has no grouped Conv2DBackpropInput on CPU: zero insertion + grouped conv instead.
+  if groups > 1 and not policy.grouped_transpose():
     x = upfirdn2d(x, None, up=stride, padding=[kw - 1, kw - stride, kh - 1, kh - stride], impl=impl)
     return tf.nn.conv2d(x, w[::-1, ::-1], strides=1, padding='VALID')
   if groups == 1:
@@ -63,7 +61,7 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
     groups: grouped convolution (the fused modulated conv).
     flip_weight: True = cross-correlation (tf.nn.conv2d semantics), False = convolution.
     flip_filter: see upfirdn2d.
-    impl: upfirdn2d implementation ('auto', 'custom', 'ref').
+    impl: upfirdn2d implementation ('auto' = the policy's, 'custom', 'ref').
   Returns:
     [N, H * up / down, W * up / down, C_out] for SAME padding.
   """
@@ -92,14 +90,14 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
   if kw == 1 and kh == 1 and down > 1 and up == 1:
     # 1x1 conv commutes with the filter: filter + subsample first, on fewer pixels.
     x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter, impl=impl)
-    return _conv(x, w, groups=groups, flip_weight=flip_weight)
+    return _conv(x, w, flip_weight=flip_weight)
   if kw == 1 and kh == 1 and up > 1 and down == 1:
-    x = _conv(x, w, groups=groups, flip_weight=flip_weight)
+    x = _conv(x, w, flip_weight=flip_weight)
     return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up ** 2,
                      flip_filter=flip_filter, impl=impl)
   if down > 1 and up == 1:
     x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter, impl=impl)
-    return _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight)
+    return _conv(x, w, stride=down, flip_weight=flip_weight)
   if up > 1:
     # The transposed conv true-convolves: hand it the flipped kernel to correlate with w.
     # Its output (H-1)*up + k already holds k-1 (before) and k-up (after) samples of the
@@ -113,7 +111,7 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
   if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
     if px0 > 0 or py0 > 0:
       x = tf.pad(x, [[0, 0], [py0, py1], [px0, px1], [0, 0]])
-    return _conv(x, w, groups=groups, flip_weight=flip_weight)
+    return _conv(x, w, flip_weight=flip_weight)
   x = upfirdn2d(x, None, padding=[px0, px1, py0, py1], impl=impl)
-  return _conv(x, w, groups=groups, flip_weight=flip_weight)
+  return _conv(x, w, flip_weight=flip_weight)
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from sg2tf.custom_ops import _loader
 from sg2tf.custom_ops import _validate
+from sg2tf.custom_ops import policy
 
 
 def setup_filter(f, normalize=True, flip_filter=False, gain=1, separable=None):
@@ -91,7 +92,8 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='au
     padding: int, [x, y] or [x0, x1, y0, y1], relative to the upsampled image.
     flip_filter: False = convolution (as NVIDIA's code), True = correlation.
     gain: scale of the result.
-    impl: 'auto', 'custom' or 'ref'.
+    impl: 'custom', 'ref', or 'auto' (default): the policy's choice (policy.py). 'auto'
+      uses the reference when H, W or the filter size are not static.
   Returns:
     [N, (H*up_y + py0 + py1 - fh) // down_y + 1, (W*up_x + ...) // down_x + 1, C].
   """
@@ -111,9 +113,10 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='au
           f'({p0}, {p1}) is smaller than the filter ({fs} taps). Use more padding or a smaller filter.')
   args = (x, f, upx, upy, downx, downy, px0, px1, py0, py1, bool(flip_filter))
   static_spatial = h is not None and w is not None and fh is not None and fw is not None
-  if impl == 'auto' and not static_spatial:
-    impl = 'ref'  # The compiled op's gradient needs static spatial sizes.
-  if _loader.resolve_impl(impl) == 'custom':
+  requested = policy.requested_impl(impl)
+  if requested == 'auto' and not static_spatial:
+    requested = 'ref'  # The compiled op's gradient needs static spatial sizes.
+  if policy.resolve_impl(requested, 'upfirdn2d') == 'custom':
     if not static_spatial:
       raise _validate.invalid('upfirdn2d(impl="custom") needs static H, W and filter size; use impl="ref".')
     return _upfirdn2d_custom(*args)
@@ -148,8 +151,9 @@ def _upfirdn2d_ref(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter
 
 def _upfirdn2d_custom(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip_filter):
   lib = _loader.get_library()
-  return lib.sg2tf_upfirdn2d(x, f, upx=upx, upy=upy, downx=downx, downy=downy, padx0=px0,
-                             padx1=px1, pady0=py0, pady1=py1, flip_filter=flip_filter)
+  y = lib.sg2tf_upfirdn2d(x, f, upx=upx, upy=upy, downx=downx, downy=downy, padx0=px0,
+                          padx1=px1, pady0=py0, pady1=py1, flip_filter=flip_filter)
+  return _loader.apply_fault('upfirdn2d', y)
 
 
 @tf.RegisterGradient('Sg2tfUpfirdn2d')

@@ -6,10 +6,13 @@
 | vgg16 | `vgg16-397923af.pth` (or `vgg16.pth`) | https://download.pytorch.org/models/vgg16-397923af.pth | pr50k3 (fc2 features), ppl_* (LPIPS backbone) |
 | lpips_vgg | `lpips_vgg_v0.1.pth` (or `vgg.pth`) | https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/master/lpips/weights/v0.1/vgg.pth | ppl_*, ppl2_* |
 
-sha256: none of these files could be downloaded on the machines this was written on, so no
-full digest is pinned here. torchvision names its files after the first 8 hex digits of
-their sha256, so `vgg16-397923af.pth` must hash to `397923af...` and the loader checks that.
-The full digest of each file is logged when it is first used, so it can be pinned later.
+Checks: a file whose sha256 is the published one is used as it is. A file of the published
+size (under any of its names, aliases included) must also have the published sha256 where it
+is known (vgg16, lpips_vgg; for Inception only the sizes are known), and torchvision's name
+`vgg16-397923af.pth` promises the sha256 prefix 397923af. Any other file is an unknown file:
+it is used (read, like every file, only through the allow-list readers, which never run code
+from it) with a warning giving its size and sha256, since metric values computed with it are
+not comparable with published ones. Every file's sha256 is logged when it is first used.
 
 Where files are looked for, in order: the `feature_dir` argument (`--feature_dir`), the
 `SG2TF_FEATURE_DIR` environment variable, then the download cache
@@ -25,8 +28,8 @@ import urllib.request
 
 from absl import logging
 
-from sg2tf.tool_util import atomic_write
-from sg2tf.tool_util import sha256_file
+from sg2tf.utils.files import atomic_write
+from sg2tf.utils.files import sha256_file
 
 FEATURE_DIR_ENV = 'SG2TF_FEATURE_DIR'
 FEATURE_CACHE_ENV = 'SG2TF_FEATURE_CACHE'
@@ -41,8 +44,15 @@ class FeatureFile:
   used_by: str
   description: str
   aliases: Tuple[str, ...] = ()
-  sha256: Optional[str] = None  # full digest, when known
+  sha256: Optional[str] = None  # full digest of the published file, when known
   sha256_prefix: Optional[str] = None  # torchvision-style prefix in the file name
+  size: Optional[int] = None  # bytes of the published file
+  other_forms: Tuple[Tuple[str, int], ...] = ()  # (name, bytes) of other published forms
+
+  def published(self) -> List[Tuple[int, Optional[str]]]:
+    """(bytes, sha256 or None) of every published form of this file."""
+    out = [(self.size, self.sha256)] if self.size is not None else []
+    return out + [(size, None) for _, size in self.other_forms]
 
 
 FEATURE_FILES: Dict[str, FeatureFile] = {
@@ -52,20 +62,23 @@ FEATURE_FILES: Dict[str, FeatureFile] = {
         used_by='fid50k, fid50k_full, is50k',
         description='Inception-v3 2015 TensorFlow graph (GraphDef classify_image_graph_def.pb), '
                     'pool_3 features and 1008-way logits',
-        aliases=('classify_image_graph_def.pb',)),
+        aliases=('classify_image_graph_def.pb',), size=88931400,
+        other_forms=(('classify_image_graph_def.pb', 95673916),)),
     'vgg16': FeatureFile(
         key='vgg16', filename='vgg16-397923af.pth',
         url='https://download.pytorch.org/models/vgg16-397923af.pth',
         used_by='pr50k3, ppl_* (LPIPS backbone)',
         description='torchvision VGG16 ImageNet weights (PyTorch state dict)',
-        aliases=('vgg16.pth',), sha256_prefix='397923af'),
+        aliases=('vgg16.pth',), sha256_prefix='397923af', size=553433881,
+        sha256='397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0'),
     'lpips_vgg': FeatureFile(
         key='lpips_vgg', filename='lpips_vgg_v0.1.pth',
         url='https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/master/lpips/'
             'weights/v0.1/vgg.pth',
         used_by='ppl_zfull, ppl_wfull, ppl_zend, ppl_wend, ppl2_wend',
         description='LPIPS v0.1 linear calibration weights for VGG16 (PyTorch state dict)',
-        aliases=('vgg.pth',)),
+        aliases=('vgg.pth',), size=7289,
+        sha256='a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868'),
 }
 
 
@@ -91,21 +104,38 @@ _verified: Dict[Tuple[str, int, int], str] = {}
 
 
 def verify(spec: FeatureFile, path: str) -> str:
-  """Checks the file against the known digest/prefix (once per file version); returns sha256."""
+  """Checks the file against the published size / digest / name prefix (once per file
+  version, see the module docstring); returns its sha256. ValueError for a damaged file."""
   st = os.stat(path)
   key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
-  if key not in _verified:
-    digest = sha256_file(path)
-    if spec.sha256 and digest != spec.sha256:
-      raise ValueError(f'{path}: sha256 {digest} differs from the published {spec.sha256}; the '
-                       f'file is damaged or a different version. Fetch it again from {spec.url}.')
-    if spec.sha256_prefix and os.path.basename(path) == spec.filename and not digest.startswith(
-        spec.sha256_prefix):
-      raise ValueError(f'{path}: sha256 {digest} does not start with {spec.sha256_prefix} as its '
-                       f'name promises; the file is damaged. Fetch it again from {spec.url}.')
-    logging.info('Feature network file %s: sha256 %s (%d bytes).', path, digest, st.st_size)
-    _verified[key] = digest
-  return _verified[key]
+  if key in _verified:
+    return _verified[key]
+  digest = sha256_file(path)
+  fetch = f'Fetch it again from {spec.url}.'
+  if spec.sha256 and digest == spec.sha256:
+    logging.info('Feature network file %s: the published file (sha256 %s, %d bytes).', path,
+                 digest, st.st_size)
+  elif spec.sha256_prefix and os.path.basename(path) == spec.filename and not digest.startswith(
+      spec.sha256_prefix):
+    raise ValueError(f'{path}: sha256 {digest} does not start with {spec.sha256_prefix} as its '
+                     f'name promises; the file is damaged. {fetch}')
+  elif any(size == st.st_size for size, _ in spec.published()):
+    pinned = next(d for size, d in spec.published() if size == st.st_size)
+    if pinned and digest != pinned:
+      raise ValueError(f'{path}: {st.st_size} bytes like the published {spec.filename}, but its '
+                       f'sha256 {digest} is not the published {pinned}; the file is damaged '
+                       f'or altered. {fetch}')
+    logging.info('Feature network file %s: %d bytes, the size of the published file; sha256 %s '
+                 '(no published digest to compare with).', path, st.st_size, digest)
+  else:
+    sizes = ' or '.join(f'{size} bytes' for size, _ in spec.published()) or 'unknown'
+    logging.warning('Feature network file %s is not a published %s (it has %d bytes, the '
+                    'published file %s); using it as an unknown file, read only through the '
+                    'allow-list reader. sha256 %s. Metric values computed with it are not '
+                    'comparable with published ones.', path, spec.filename, st.st_size, sizes,
+                    digest)
+  _verified[key] = digest
+  return digest
 
 
 def _download(spec: FeatureFile, dest_dir: str) -> str:
@@ -117,13 +147,16 @@ def _download(spec: FeatureFile, dest_dir: str) -> str:
         spec.url, timeout=_DOWNLOAD_TIMEOUT_S) as resp:
       for chunk in iter(lambda: resp.read(1 << 20), b''):
         out.write(chunk)
-    os.chmod(tmp, 0o644)
     digest = sha256_file(tmp)
+    size = os.path.getsize(tmp)
     if (spec.sha256 and digest != spec.sha256) or (
         spec.sha256_prefix and not digest.startswith(spec.sha256_prefix)):
       raise ValueError(f'downloaded {spec.url} but its sha256 {digest} is not the published '
                        f'one ({spec.sha256 or spec.sha256_prefix + "..."})')
-  return atomic_write(dest, fetch_and_verify)
+    if not spec.sha256 and spec.size is not None and size != spec.size:
+      raise ValueError(f'downloaded {spec.url} but it has {size} bytes, not the published '
+                       f'{spec.size} (an interrupted download?)')
+  return atomic_write(dest, fetch_and_verify, what='feature network file')
 
 
 def missing_message(spec: FeatureFile, dirs: List[str], reason: str = '') -> str:
@@ -168,10 +201,10 @@ def locate(key: str, feature_dir: Optional[str] = None, download: bool = False) 
 
 def readme_table() -> str:
   """The Markdown table of feature files (for the README)."""
-  rows = ['| file | URL | sha256 | used by |', '|---|---|---|---|']
+  rows = ['| file | URL | bytes, sha256 | used by |', '|---|---|---|---|']
   for spec in FEATURE_FILES.values():
-    digest = spec.sha256 or (f'starts with `{spec.sha256_prefix}` (full digest not verified)'
-                             if spec.sha256_prefix else 'not verified')
+    sizes = ', '.join([f'{spec.size:,}'] + [f'{size:,} (`{n}`)' for n, size in spec.other_forms])
+    digest = f'`{spec.sha256}`' if spec.sha256 else 'sha256 not published (size checked)'
     names = ' or '.join(f'`{n}`' for n in (spec.filename,) + spec.aliases)
-    rows.append(f'| {names} | {spec.url} | {digest} | {spec.used_by} |')
+    rows.append(f'| {names} | {spec.url} | {sizes}; {digest} | {spec.used_by} |')
   return '\n'.join(rows)

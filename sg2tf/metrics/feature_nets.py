@@ -30,6 +30,7 @@ from tensorflow.core.framework import types_pb2
 
 from sg2tf.metrics import feature_files
 from sg2tf.metrics import torch_checkpoint
+from sg2tf.utils import safe_pickle
 
 _INCEPTION_PB = 'classify_image_graph_def.pb'
 _INCEPTION_INPUT = 'ExpandDims'
@@ -52,14 +53,20 @@ def _to_rgb_float(images):
 # ------------------------------------------------------------------------------ Inception
 
 def _read_graph_def(path: str) -> graph_pb2.GraphDef:
+  """The GraphDef of a .pb or of the .pb inside a .tgz (read in memory, nothing extracted;
+  a protobuf holds data only, and _check_pure vets the ops before anything runs)."""
   if tarfile.is_tarfile(path):
-    with tarfile.open(path) as tar:
-      members = [m for m in tar.getmembers()
-                 if m.isfile() and os.path.basename(m.name) == _INCEPTION_PB]
-      if not members:
-        raise FeatureNetError(f'{path}: the archive holds no {_INCEPTION_PB}; is it '
-                              f'inception-2015-12-05.tgz?')
-      data = tar.extractfile(members[0]).read()
+    try:
+      with tarfile.open(path) as tar:
+        members = [m for m in tar.getmembers()
+                   if m.isfile() and os.path.basename(m.name) == _INCEPTION_PB]
+        if not members:
+          raise FeatureNetError(f'{path}: the archive holds no {_INCEPTION_PB}; is it '
+                                f'inception-2015-12-05.tgz?')
+        data = tar.extractfile(members[0]).read()
+    except (tarfile.TarError, EOFError, OSError) as e:
+      raise FeatureNetError(f'{path}: a damaged archive ({type(e).__name__}: {e}); fetch '
+                            'inception-2015-12-05.tgz again.') from None
   else:
     with open(path, 'rb') as f:
       data = f.read()
@@ -67,8 +74,34 @@ def _read_graph_def(path: str) -> graph_pb2.GraphDef:
   try:
     gd.ParseFromString(data)
   except Exception as e:  # pylint: disable=broad-except
-    raise FeatureNetError(f'{path}: not a TensorFlow GraphDef ({e})') from None
+    what = safe_pickle.describe_content(data[:256])
+    raise FeatureNetError(f'{path}: not a TensorFlow GraphDef ({e}); it is {what}.') from None
   return gd
+
+
+# Ops that touch files or run Python even though TensorFlow does not mark them stateful.
+_IO_OPS = frozenset((
+    'ReadFile', 'WriteFile', 'MatchingFiles', 'ImmutableConst', 'PyFunc', 'PyFuncStateless',
+    'EagerPyFunc', 'Save', 'SaveV2', 'SaveSlices', 'Restore', 'RestoreV2', 'RestoreSlice',
+    'MergeV2Checkpoints', 'ShardedFilename', 'ShardedFilespec', 'DecodeProtoV2', 'EncodeProto',
+    'LoadAndRemapMatrix', 'Print', 'PrintV2', 'DebugIdentity', 'DebugIdentityV2',
+    'DebugNanCount', 'DebugNumericSummary', 'DebugNumericSummaryV2'))
+
+
+def _check_pure(gd: graph_pb2.GraphDef, path: str) -> None:
+  """Refuses a graph that could do more than compute features when it runs: functions, file
+  or Python ops, stateful ops. The published graph is plain tensor arithmetic."""
+  from tensorflow.python.framework import op_def_registry  # pylint: disable=g-import-not-at-top
+  if gd.library.function:
+    raise FeatureNetError(f'{path}: the graph defines functions '
+                          f'({", ".join(f.signature.name for f in gd.library.function[:3])}); '
+                          'the Inception-v3 graph has none. Refusing to run it.')
+  for n in gd.node:
+    op_def = op_def_registry.get(n.op)
+    if op_def is None or op_def.is_stateful or n.op in _IO_OPS:
+      why = 'unknown to this TensorFlow' if op_def is None else 'not pure arithmetic'
+      raise FeatureNetError(f'{path}: node {n.name} is a {n.op} op ({why}); the Inception-v3 '
+                            'graph holds none. Refusing to run it.')
 
 
 def _node_name(ref: str) -> str:
@@ -136,6 +169,7 @@ class InceptionNet:
     self._w = tf.constant(weights.astype(np.float32))
     self._b = tf.constant(bias.astype(np.float32).reshape([-1]))
     sub = _subgraph(graph_def, _INCEPTION_POOL, _INCEPTION_INPUT)
+    _check_pure(sub, source)
 
     def _import(x):
       pool, = tf.compat.v1.import_graph_def(sub, input_map={_INCEPTION_INPUT + ':0': x},

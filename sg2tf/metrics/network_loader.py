@@ -66,7 +66,8 @@ def load_generator(path: str, impl: str = 'auto', allow_conditional: bool = Fals
   directory (its latest checkpoint, else its newest network snapshot or export); or a training
   checkpoint prefix (`<run_dir>/checkpoints/ckpt-N`, `.index` accepted) next to which the
   run's config.json tells the network's shape.
-  `impl` picks the op implementation ('auto', 'custom', 'ref') where the network has one.
+  `impl`: accepted for compatibility ('auto', 'custom', 'ref'); the networks carry no op
+  implementation, the caller's policy scope (sg2tf.custom_ops.implementation) decides.
   `allow_conditional`: return conditional generators too (the metrics do not support them).
 
   Raises:
@@ -115,9 +116,10 @@ def _load_network_dir(path: str, impl: str):
 
 
 def _load_run_dir(path: str, impl: str):
-  """Latest training checkpoint, else the newest network directory in the run."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  ckpt = tf.train.latest_checkpoint(os.path.join(path, _RUN_CHECKPOINTS))
+  """Newest intact training checkpoint (found from the files, damaged ones skipped with a
+  warning), else the newest network directory in the run."""
+  from sg2tf.training import checkpointing  # pylint: disable=g-import-not-at-top
+  ckpt = checkpointing.find_resume(path).latest
   if ckpt is not None and os.path.isfile(os.path.join(path, _RUN_CONFIG)):
     return _load_checkpoint(ckpt, impl)
   candidates = [os.path.join(path, n) for n in os.listdir(path) if n.startswith(_SNAPSHOT_PREFIX)]
@@ -143,7 +145,10 @@ def _load_checkpoint(prefix: str, impl: str):
     raise NetworkLoadError(f'--network={prefix}: no checkpoint {prefix}.index.')
   if os.path.isfile(os.path.join(folder, _NETWORKS_JSON)):
     from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
-    g_kwargs = dict(serialization.load_network_config(folder)['G'])
+    net_config = serialization.load_network_config(folder)
+    g_kwargs = serialization.network_kwargs(net_config['G'])
+    g_cls = serialization.network_class(net_config, 'G')
+    build = lambda: g_cls(**g_kwargs)
   else:
     run_dir = folder if os.path.isfile(os.path.join(folder, _RUN_CONFIG)) else os.path.dirname(
         folder)
@@ -152,15 +157,16 @@ def _load_checkpoint(prefix: str, impl: str):
       raise NetworkLoadError(
           f'--network={prefix}: no {_RUN_CONFIG} found in {folder} or {run_dir}; a training '
           f'checkpoint is read with the config.json of its run (it says how to build G).')
+    from sg2tf import configs  # pylint: disable=g-import-not-at-top
     from sg2tf.training import config as config_lib  # pylint: disable=g-import-not-at-top
     try:
-      g_kwargs = config_lib.read_config(run_dir).G.kwargs()
+      g_cfg = config_lib.read_config(run_dir).G
     except (ValueError, KeyError, TypeError) as e:
       raise NetworkLoadError(f'--network={prefix}: cannot read {config_path}: '
                              f'{_first_line(e)}') from None
-  from sg2tf.networks import Generator  # pylint: disable=g-import-not-at-top
-  g_kwargs['impl'] = impl
-  G_ema = Generator(**g_kwargs)
+    build = lambda: configs.build_generator(g_cfg)
+  del impl  # The op implementation is the caller's policy, not part of the network.
+  G_ema = build()
   try:
     # expect_partial first: G, D and the optimizers in the file are meant to stay unread.
     status = tf.train.Checkpoint(G_ema=G_ema).restore(prefix).expect_partial()

@@ -12,12 +12,13 @@ Location: `cache_dir` argument (`--cache_dir`), else `SG2TF_METRICS_CACHE`, else
 import hashlib
 import json
 import os
-import tempfile
 from typing import Callable, Dict, Optional
-import zipfile
 
 from absl import logging
 import numpy as np
+
+from sg2tf.utils import files
+from sg2tf.utils import safe_pickle
 
 CACHE_ENV = 'SG2TF_METRICS_CACHE'
 # Bump when the way statistics are computed changes, so old entries are not reused.
@@ -41,27 +42,18 @@ def load(path: str) -> Optional[Dict[str, np.ndarray]]:
   if not os.path.isfile(path):
     return None
   try:
-    with np.load(path, allow_pickle=False) as z:
-      return {k: z[k] for k in z.files}
-  except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+    return safe_pickle.load_npz(path, 'statistics cache entry')
+  except (OSError, safe_pickle.NumpyFileError) as e:
     logging.warning('Ignoring damaged statistics cache %s (%s); recomputing.', path, e)
     return None
 
 
 def save(path: str, arrays: Dict[str, np.ndarray], key: Dict[str, object]) -> None:
-  """Atomically writes arrays (+ the key as JSON, for inspection) to path."""
-  d = os.path.dirname(path)
-  os.makedirs(d, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=d, prefix=os.path.basename(path) + '.', suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'wb') as f:
+  """Atomically writes arrays (+ the key as JSON, for inspection) to path (mode by umask)."""
+  def write(tmp):
+    with open(tmp, 'wb') as f:
       np.savez(f, **arrays, _key=np.array(json.dumps(key, sort_keys=True)))
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache may be shared
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  files.atomic_write(path, write, what='statistics cache entry')
 
 
 def get_or_compute(cache_dir: Optional[str], key: Dict[str, object], label: str,

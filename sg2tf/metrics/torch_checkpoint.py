@@ -7,21 +7,23 @@ Both on-disk formats are handled:
   protocol version, system info, the object, the storage keys) followed by each storage as an
   int64 element count and the raw bytes.
 
-Unpickling goes through an allow-list: tensors are rebuilt by a local function, storages
-are placeholders filled from the file, and any other global (which in a pickle could run
-code) is refused with an error naming it.
+Every pickle in the file, the legacy header and key list included, is read by the allow-list
+unpickler of sg2tf.utils.safe_pickle: tensors are rebuilt by a local function, storages are
+placeholders filled from the file, and any other global (which in a pickle could run code)
+is refused with an error naming it.
 """
 
 import collections
 import io
 import os
-import pickle
 import struct
 import tarfile
 import zipfile
 from typing import Dict
 
 import numpy as np
+
+from sg2tf.utils import safe_pickle
 
 _MAGIC_NUMBER = 0x1950a86a20f9469cfc6c
 _PROTOCOL_VERSION = 1001
@@ -92,40 +94,44 @@ _ALLOWED_GLOBALS = {
 _ALLOWED_GLOBALS.update({('torch', name): _StorageType(name) for name in _STORAGE_DTYPES})
 
 
-class _Unpickler(pickle.Unpickler):
+def _persistent_loader(path, storages):
+  """persistent_load for torch.save's ('storage', type, key, location, numel[, view])."""
 
-  def __init__(self, file, path, storages):
-    super().__init__(file, encoding='latin1')
-    self._path = path
-    self.storages = storages  # key -> _Storage
-
-  def find_class(self, module, name):
-    try:
-      return _ALLOWED_GLOBALS[(module, name)]
-    except KeyError:
-      raise TorchCheckpointError(
-          f'{self._path}: refers to {module}.{name}, which is not part of a plain state dict '
-          f'(tensors in OrderedDicts); refusing to load it because unpickling it could run '
-          f'code. Save the weights with torch.save(model.state_dict(), ...).') from None
-
-  def persistent_load(self, pid):
+  def persistent_load(pid):
     if not isinstance(pid, tuple) or not pid:
-      raise TorchCheckpointError(f'{self._path}: unexpected persistent id {pid!r}')
+      raise TorchCheckpointError(f'{path}: unexpected persistent id {pid!r}')
     kind = pid[0].decode('ascii') if isinstance(pid[0], bytes) else pid[0]
-    if kind != 'storage':
-      raise TorchCheckpointError(f'{self._path}: unsupported persistent id type {kind!r}')
+    if kind != 'storage' or len(pid) < 5:
+      raise TorchCheckpointError(f'{path}: unsupported persistent id type {kind!r}')
     storage_type, key, _location, numel = pid[1:5]
     view = pid[5] if len(pid) > 5 else None
     if not isinstance(storage_type, _StorageType):
-      raise TorchCheckpointError(f'{self._path}: unknown storage type {storage_type!r}')
+      raise TorchCheckpointError(f'{path}: unknown storage type {storage_type!r}')
     key = str(key)
-    if key not in self.storages:
-      self.storages[key] = _Storage(storage_type.dtype, int(numel))
-    storage = self.storages[key]
+    if key not in storages:
+      storages[key] = _Storage(storage_type.dtype, int(numel))
+    storage = storages[key]
     if view is not None:  # legacy views: (view_key, offset, size) into the root storage
       _, offset, size = view
       return _StorageView(storage, int(offset), int(size))
     return storage
+  return persistent_load
+
+
+def _unpickle(f, path, allowed=None, storages=None):
+  """One pickle of the file through the allow-list reader (sg2tf.utils.safe_pickle); None:
+  plain data only (the legacy header and key list)."""
+  try:
+    return safe_pickle.load(
+        f, allowed, encoding='latin1', what=path,
+        persistent_load=None if storages is None else _persistent_loader(path, storages))
+  except safe_pickle.UnsafePickleError as e:
+    if not e.module:
+      raise TorchCheckpointError(f'{path}: {e}; refusing to load it (nothing was run).') from None
+    raise TorchCheckpointError(
+        f'{path}: refers to {e.module}.{e.name}, which is not part of a plain state dict '
+        f'(tensors in OrderedDicts); refusing to load it because unpickling it could run '
+        f'code. Save the weights with torch.save(model.state_dict(), ...).') from None
 
 
 class _StorageView(_Storage):
@@ -164,7 +170,7 @@ def _load_zip(path) -> object:
                                  f'data.pkl; has {names[:5]}...)')
     prefix = pkl[0][:-len('data.pkl')]
     storages = {}
-    obj = _Unpickler(io.BytesIO(zf.read(pkl[0])), path, storages).load()
+    obj = _unpickle(io.BytesIO(zf.read(pkl[0])), path, _ALLOWED_GLOBALS, storages)
     for key, storage in storages.items():
       member = f'{prefix}data/{key}'
       try:
@@ -184,19 +190,34 @@ def _load_legacy(path) -> object:
     raise TorchCheckpointError(f'{path}: a tar-format checkpoint from PyTorch < 0.4, which is not '
                                f'supported; re-save it with a current PyTorch '
                                f'(torch.save(torch.load(path), new_path)).')
+  head = safe_pickle.read_head(path)
+  if not safe_pickle.is_pickle(head):
+    raise TorchCheckpointError(f'{path}: not a PyTorch checkpoint: it is '
+                               f'{safe_pickle.describe_content(head)}.')
   with open(path, 'rb') as f:
+    # The header pickles (magic number, protocol, sys_info) are plain data: nothing is allowed.
     try:
-      magic = pickle.load(f)
-      protocol = pickle.load(f)
-      _ = pickle.load(f)  # sys_info: a dict of plain values
+      magic = _unpickle(f, path)
+      protocol = _unpickle(f, path) if magic == _MAGIC_NUMBER else None
+      if protocol == _PROTOCOL_VERSION:
+        _ = _unpickle(f, path)  # sys_info: a dict of plain values
+    except TorchCheckpointError:
+      raise
     except Exception as e:  # pylint: disable=broad-except
       raise TorchCheckpointError(f'{path}: not a PyTorch checkpoint ({e})') from None
     if magic != _MAGIC_NUMBER or protocol != _PROTOCOL_VERSION:
       raise TorchCheckpointError(f'{path}: not a PyTorch checkpoint (bad magic number or '
                                  f'protocol {protocol!r})')
     storages = {}
-    obj = _Unpickler(f, path, storages).load()
-    keys = pickle.load(f)
+    try:
+      obj = _unpickle(f, path, _ALLOWED_GLOBALS, storages)
+      keys = _unpickle(f, path)
+    except TorchCheckpointError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      raise TorchCheckpointError(f'{path}: the checkpoint is truncated or damaged ({e})') from None
+    if not isinstance(keys, list):
+      raise TorchCheckpointError(f'{path}: the storage key list is damaged')
     for key in keys:
       storage = storages.get(str(key))
       header = f.read(8)
@@ -220,10 +241,14 @@ def load_state_dict(path) -> Dict[str, np.ndarray]:
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{path}: no such file')
-  if zipfile.is_zipfile(path):
-    obj = _load_zip(path)
-  else:
-    obj = _load_legacy(path)
+  try:
+    obj = _load_zip(path) if zipfile.is_zipfile(path) else _load_legacy(path)
+  except TorchCheckpointError:
+    raise
+  except (safe_pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+          AttributeError, zipfile.BadZipFile) as e:
+    raise TorchCheckpointError(f'{path}: not a readable PyTorch checkpoint ({type(e).__name__}: '
+                               f'{e}); the file is truncated or damaged.') from None
   if isinstance(obj, dict) and 'state_dict' in obj and isinstance(obj['state_dict'], dict):
     obj = obj['state_dict']
   if not isinstance(obj, dict):

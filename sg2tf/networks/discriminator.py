@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from sg2tf import layers
-from sg2tf.custom_ops import downsample2d, setup_filter
+from sg2tf.custom_ops import downsample2d, policy, setup_filter
 from sg2tf.networks.synthesis import check_architecture, check_mixed_precision, check_resolution
 from sg2tf.networks.synthesis import check_fp16_dtype, fp16_resolution
 
@@ -25,7 +25,7 @@ class DiscriminatorBlock(keras.layers.Layer):
 
   def __init__(self, in_channels, out_channels, resolution, img_channels, architecture, is_top,
                activation='lrelu', resample_filter=(1, 3, 3, 1), use_fp16=False, conv_clamp=None,
-               impl='auto', fp16_dtype='float16', **kwargs):
+               fp16_dtype='float16', **kwargs):
     super().__init__(**kwargs)
     self.in_channels, self.out_channels = int(in_channels), int(out_channels)
     self.resolution, self.img_channels = int(resolution), int(img_channels)
@@ -38,19 +38,18 @@ class DiscriminatorBlock(keras.layers.Layer):
     self.architecture, self.is_top = architecture, bool(is_top)
     self.activation = activation
     self.resample_filter = None if resample_filter is None else [float(v) for v in resample_filter]
-    self.impl = impl
     self.has_fromrgb = architecture == 'skip' or self.is_top
     if self.has_fromrgb:
       self.fromrgb = layers.EqualizedConv2D(self.in_channels, 1, activation=activation,
-                                            impl=impl, name='fromrgb', **sub)
-    self.conv0 = layers.EqualizedConv2D(self.in_channels, 3, activation=activation, impl=impl,
+                                            name='fromrgb', **sub)
+    self.conv0 = layers.EqualizedConv2D(self.in_channels, 3, activation=activation,
                                         name='conv0', **sub)
     self.conv1 = layers.EqualizedConv2D(self.out_channels, 3, activation=activation, down=2,
-                                        resample_filter=self.resample_filter, impl=impl,
+                                        resample_filter=self.resample_filter,
                                         name='conv1', **sub)
     if architecture == 'resnet':
       self.skip = layers.EqualizedConv2D(self.out_channels, 1, use_bias=False, down=2,
-                                         resample_filter=self.resample_filter, impl=impl,
+                                         resample_filter=self.resample_filter,
                                          name='skip', **sub)
 
   def build(self, input_shape=None):
@@ -64,21 +63,20 @@ class DiscriminatorBlock(keras.layers.Layer):
       self.skip.build([None, r, r, self.in_channels])
     self._filter = setup_filter(self.resample_filter) if self.resample_filter else None
 
-  def call(self, x, img, impl=None):
+  def call(self, x, img):
     """x: [N, R, R, C_in] or None (top block), img: [N, R, R, img_channels] or None.
     Returns (x [N, R/2, R/2, C_out], img downsampled for the skip architecture, else None)."""
-    impl = self.impl if impl is None else impl
     dtype = self.compute_dtype_
     x = None if x is None else tf.cast(x, dtype)
     if self.has_fromrgb:
-      y = self.fromrgb(tf.cast(img, dtype), impl=impl)
+      y = self.fromrgb(tf.cast(img, dtype))
       x = y if x is None else x + y
-    img = downsample2d(img, self._filter, impl=impl) if self.architecture == 'skip' else None
+    img = downsample2d(img, self._filter) if self.architecture == 'skip' else None
     t = x
-    x = self.conv0(x, impl=impl)
-    x = self.conv1(x, impl=impl)
+    x = self.conv0(x)
+    x = self.conv1(x)
     if self.architecture == 'resnet':
-      x = (x + self.skip(t, impl=impl)) * (1 / math.sqrt(2))
+      x = (x + self.skip(t)) * (1 / math.sqrt(2))
     return x, img
 
   def get_config(self):
@@ -87,7 +85,7 @@ class DiscriminatorBlock(keras.layers.Layer):
                   resolution=self.resolution, img_channels=self.img_channels,
                   architecture=self.architecture, is_top=self.is_top, activation=self.activation,
                   resample_filter=self.resample_filter, use_fp16=self.use_fp16,
-                  conv_clamp=self.conv_clamp, impl=self.impl, fp16_dtype=self.fp16_dtype)
+                  conv_clamp=self.conv_clamp, fp16_dtype=self.fp16_dtype)
     return config
 
 
@@ -96,7 +94,7 @@ class DiscriminatorEpilogue(keras.layers.Layer):
 
   def __init__(self, in_channels, dense_channels, img_channels, c_dim, architecture,
                mbstd_group_size=4, mbstd_num_features=1, activation='lrelu', conv_clamp=None,
-               impl='auto', **kwargs):
+               **kwargs):
     super().__init__(**kwargs)
     self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
     self.in_channels, self.dense_channels = int(in_channels), int(dense_channels)
@@ -104,20 +102,17 @@ class DiscriminatorEpilogue(keras.layers.Layer):
     self.architecture = architecture
     self.mbstd_group_size, self.mbstd_num_features = int(mbstd_group_size), int(mbstd_num_features)
     self.activation = activation
-    self.impl = impl
     if architecture == 'skip':
       self.fromrgb = layers.EqualizedConv2D(self.in_channels, 1, activation=activation,
-                                            conv_clamp=self.conv_clamp, impl=impl,
-                                            name='fromrgb')
+                                            conv_clamp=self.conv_clamp, name='fromrgb')
     self.mbstd = None
     if self.mbstd_group_size > 1:
       self.mbstd = layers.MinibatchStddev(self.mbstd_group_size, self.mbstd_num_features,
                                           name='mbstd')
     self.conv = layers.EqualizedConv2D(self.in_channels, 3, activation=activation,
-                                       conv_clamp=self.conv_clamp, impl=impl, name='conv')
-    self.fc = layers.EqualizedDense(self.dense_channels, activation=activation, impl=impl,
-                                    name='fc')
-    self.out = layers.EqualizedDense(max(self.c_dim, 1), impl=impl, name='out')
+                                       conv_clamp=self.conv_clamp, name='conv')
+    self.fc = layers.EqualizedDense(self.dense_channels, activation=activation, name='fc')
+    self.out = layers.EqualizedDense(max(self.c_dim, 1), name='out')
 
   def build(self, input_shape=None):
     del input_shape
@@ -130,18 +125,17 @@ class DiscriminatorEpilogue(keras.layers.Layer):
     self.fc.build([None, self.in_channels * 16])
     self.out.build([None, self.dense_channels])
 
-  def call(self, x, img, c=None, impl=None):  # x: [N, 4, 4, C], img: [N, 4, 4, img_ch] or None
-    impl = self.impl if impl is None else impl
+  def call(self, x, img, c=None):  # x: [N, 4, 4, C], img: [N, 4, 4, img_ch] or None
     x = tf.cast(x, tf.float32)  # The epilogue and the logits are always float32.
     if self.architecture == 'skip':
-      x = x + self.fromrgb(img, impl=impl)
+      x = x + self.fromrgb(img)
     if self.mbstd is not None:
       x = self.mbstd(x)
-    x = self.conv(x, impl=impl)  # [N, 4, 4, C]
+    x = self.conv(x)  # [N, 4, 4, C]
     # Official Dense0 flattens NCHW (index c*16 + h*4 + w): keep its weight rows as-is.
     x = tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [-1, self.in_channels * 16])
-    x = self.fc(x, impl=impl)
-    x = self.out(x, impl=impl)  # [N, max(c_dim, 1)]
+    x = self.fc(x)
+    x = self.out(x)  # [N, max(c_dim, 1)]
     if self.c_dim:
       x = tf.reduce_sum(x * tf.cast(c, x.dtype), axis=1, keepdims=True)
     return x  # [N, 1]
@@ -152,7 +146,7 @@ class DiscriminatorEpilogue(keras.layers.Layer):
                   img_channels=self.img_channels, c_dim=self.c_dim,
                   architecture=self.architecture, mbstd_group_size=self.mbstd_group_size,
                   mbstd_num_features=self.mbstd_num_features, activation=self.activation,
-                  conv_clamp=self.conv_clamp, impl=self.impl)
+                  conv_clamp=self.conv_clamp)
     return config
 
 
@@ -168,7 +162,7 @@ class Discriminator(keras.Model):
   def __init__(self, c_dim=0, img_resolution=1024, img_channels=3, architecture='resnet',
                fmap_base=16384, fmap_decay=1.0, fmap_min=1, fmap_max=512, activation='lrelu',
                mbstd_group_size=4, mbstd_num_features=1, resample_filter=(1, 3, 3, 1),
-               num_fp16_res=0, conv_clamp=None, impl='auto', fp16_dtype='float16', **kwargs):
+               num_fp16_res=0, conv_clamp=None, fp16_dtype='float16', **kwargs):
     super().__init__(**kwargs)
     self.num_fp16_res, self.conv_clamp = check_mixed_precision(num_fp16_res, conv_clamp,
                                                                'Discriminator')
@@ -186,7 +180,6 @@ class Discriminator(keras.Model):
     self.activation = activation
     self.mbstd_group_size, self.mbstd_num_features = int(mbstd_group_size), int(mbstd_num_features)
     self.resample_filter = None if resample_filter is None else [float(v) for v in resample_filter]
-    self.impl = impl
     nf = layers.nf_fn(self.fmap_base, self.fmap_decay, self.fmap_min, self.fmap_max)
     log2 = int(np.log2(self.img_resolution))
     # Blocks are attributes b<R>: tf.train.Checkpoint does not see into Keras 3 lists.
@@ -196,12 +189,12 @@ class Discriminator(keras.Model):
       setattr(self, f'b{2 ** k}', DiscriminatorBlock(
           nf(k - 1), nf(k - 2), 2 ** k, self.img_channels, architecture, is_top=k == log2,
           activation=activation, resample_filter=self.resample_filter,
-          use_fp16=2 ** k >= fp16_res, conv_clamp=self.conv_clamp, impl=impl,
+          use_fp16=2 ** k >= fp16_res, conv_clamp=self.conv_clamp,
           fp16_dtype=self.fp16_dtype, name=f'b{2 ** k}'))
     self.epilogue = DiscriminatorEpilogue(
         nf(1), nf(0), self.img_channels, self.c_dim, architecture,
         mbstd_group_size=self.mbstd_group_size, mbstd_num_features=self.mbstd_num_features,
-        activation=activation, conv_clamp=self.conv_clamp, impl=impl, name='b4')
+        activation=activation, conv_clamp=self.conv_clamp, name='b4')
     self.build()
 
   @property
@@ -215,9 +208,15 @@ class Discriminator(keras.Model):
     self.epilogue.build()
 
   def call(self, img, c=None, impl=None, training=None):
-    """img: [N, R, R, img_channels] (NHWC, nominally [-1, 1]); c: [N, c_dim] -> logits [N, 1]."""
+    """img: [N, R, R, img_channels] (NHWC, nominally [-1, 1]); c: [N, c_dim] -> logits [N, 1].
+
+    impl: shorthand for `with sg2tf.custom_ops.implementation(impl):` around the call.
+    """
     del training
-    impl = self.impl if impl is None else impl
+    with policy.implementation(impl):
+      return self._logits(img, c)
+
+  def _logits(self, img, c):
     img = tf.convert_to_tensor(img)
     r, ch = self.img_resolution, self.img_channels
     if img.shape.rank != 4 or tuple(img.shape[1:]) != (r, r, ch):
@@ -228,8 +227,8 @@ class Discriminator(keras.Model):
                        'pass labels as the second argument, D(images, c).')
     x = None
     for blk in self.blocks:
-      x, img = blk(x, img, impl=impl)
-    return self.epilogue(x, img, c, impl=impl)
+      x, img = blk(x, img)
+    return self.epilogue(x, img, c)
 
   def get_config(self):
     config = super().get_config()
@@ -240,5 +239,5 @@ class Discriminator(keras.Model):
                   mbstd_group_size=self.mbstd_group_size,
                   mbstd_num_features=self.mbstd_num_features,
                   resample_filter=self.resample_filter, num_fp16_res=self.num_fp16_res,
-                  conv_clamp=self.conv_clamp, impl=self.impl, fp16_dtype=self.fp16_dtype)
+                  conv_clamp=self.conv_clamp, fp16_dtype=self.fp16_dtype)
     return config

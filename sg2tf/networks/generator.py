@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from sg2tf.custom_ops import policy
 from sg2tf.networks.mapping import MappingNetwork
 from sg2tf.networks.synthesis import SynthesisNetwork
 
@@ -27,11 +28,10 @@ class Generator(keras.Model):
                mapping_activation='lrelu', normalize_z=True, w_avg_beta=0.995,
                architecture='skip', fmap_base=16384, fmap_decay=1.0, fmap_min=1, fmap_max=512,
                activation='lrelu', resample_filter=(1, 3, 3, 1), num_fp16_res=0, conv_clamp=None,
-               impl='auto', fp16_dtype='float16', **kwargs):
+               fp16_dtype='float16', **kwargs):
     super().__init__(**kwargs)
     self.z_dim, self.c_dim, self.w_dim = int(z_dim), int(c_dim), int(w_dim)
     self.img_resolution, self.img_channels = int(img_resolution), int(img_channels)
-    self.impl = impl
     self._config = dict(
         z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, img_resolution=self.img_resolution,
         img_channels=self.img_channels, mapping_layers=int(mapping_layers),
@@ -42,19 +42,19 @@ class Generator(keras.Model):
         activation=activation,
         resample_filter=None if resample_filter is None else [float(v) for v in resample_filter],
         num_fp16_res=int(num_fp16_res),
-        conv_clamp=None if conv_clamp is None else float(conv_clamp), impl=impl,
+        conv_clamp=None if conv_clamp is None else float(conv_clamp),
         fp16_dtype=tf.as_dtype(fp16_dtype).name)
     self.synthesis = SynthesisNetwork(
         w_dim=self.w_dim, img_resolution=self.img_resolution, img_channels=self.img_channels,
         fmap_base=fmap_base, fmap_decay=fmap_decay, fmap_min=fmap_min, fmap_max=fmap_max,
         architecture=architecture, activation=activation, resample_filter=resample_filter,
-        num_fp16_res=num_fp16_res, conv_clamp=conv_clamp, impl=impl, fp16_dtype=fp16_dtype,
+        num_fp16_res=num_fp16_res, conv_clamp=conv_clamp, fp16_dtype=fp16_dtype,
         name='synthesis')
     self.num_ws = self.synthesis.num_ws
     self.mapping = MappingNetwork(
         z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, num_ws=self.num_ws,
         num_layers=mapping_layers, layer_dim=mapping_dim, lr_multiplier=mapping_lr_multiplier,
-        activation=mapping_activation, normalize_z=normalize_z, w_avg_beta=w_avg_beta, impl=impl,
+        activation=mapping_activation, normalize_z=normalize_z, w_avg_beta=w_avg_beta,
         name='mapping')
     self.build()
 
@@ -72,31 +72,33 @@ class Generator(keras.Model):
       truncation_psi, truncation_cutoff: truncation trick (psi 1 = none; cutoff None = all
         layers).
       noise_mode: 'random' (fresh noise each call), 'const' (stored buffers) or 'none'.
-      fused_modconv: None = fused on GPU, non-fused on CPU; True/False to force.
+      fused_modconv: None = the policy's formulation (fused on GPU, non-fused on CPU);
+        True/False to force.
       style_mixing_prob: probability of mixing in the ws of a second random z from a random
         crossover layer (training: 0.9).
       update_w_avg: move w_avg toward this batch's mapping output first (training).
       return_ws: also return the ws that were synthesized.
-      impl: op implementation override ('auto', 'custom', 'ref').
+      impl: shorthand for `with sg2tf.custom_ops.implementation(impl):` around the call
+        ('auto', 'custom', 'ref'; None: the policy as it is).
     Returns:
       images [N, R, R, img_channels], or (images, ws) with return_ws.
     """
     del training
-    impl = self.impl if impl is None else impl
-    ws = self.mapping(z, c, impl=impl)
-    if update_w_avg:
-      self.mapping.update_w_avg(ws)
-    if not (isinstance(style_mixing_prob, (int, float)) and style_mixing_prob <= 0):
-      ws = self.style_mix(ws, z, c, style_mixing_prob, impl=impl)
-    ws = self.mapping.truncate(ws, truncation_psi, truncation_cutoff)
-    img = self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv, impl=impl)
+    with policy.implementation(impl):
+      ws = self.mapping(z, c)
+      if update_w_avg:
+        self.mapping.update_w_avg(ws)
+      if not (isinstance(style_mixing_prob, (int, float)) and style_mixing_prob <= 0):
+        ws = self.style_mix(ws, z, c, style_mixing_prob)
+      ws = self.mapping.truncate(ws, truncation_psi, truncation_cutoff)
+      img = self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
     return (img, ws) if return_ws else img
 
-  def style_mix(self, ws, z, c=None, prob=0.9, impl=None):
+  def style_mix(self, ws, z, c=None, prob=0.9):
     """Official style mixing: with probability `prob` draw a crossover layer uniformly from
     [1, num_ws) (one per batch) and take ws of a fresh z (same labels) from there on."""
     z2 = tf.random.normal(tf.shape(z), dtype=ws.dtype)
-    ws2 = self.mapping(z2, c, impl=impl)
+    ws2 = self.mapping(z2, c)
     cutoff = tf.random.uniform([], 1, self.num_ws, dtype=tf.int32)
     cutoff = tf.where(tf.random.uniform([]) < prob, cutoff, self.num_ws)
     return self.mix_styles(ws, ws2, cutoff)

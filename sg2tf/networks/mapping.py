@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from sg2tf import layers
+from sg2tf.custom_ops import policy
 
 
 class MappingNetwork(keras.layers.Layer):
@@ -19,7 +20,7 @@ class MappingNetwork(keras.layers.Layer):
 
   def __init__(self, z_dim=512, c_dim=0, w_dim=512, num_ws=18, num_layers=8, layer_dim=512,
                lr_multiplier=0.01, activation='lrelu', normalize_z=True, w_avg_beta=0.995,
-               impl='auto', **kwargs):
+               **kwargs):
     super().__init__(**kwargs)
     self.z_dim, self.c_dim, self.w_dim = int(z_dim), int(c_dim), int(w_dim)
     self.num_ws, self.num_layers, self.layer_dim = int(num_ws), int(num_layers), int(layer_dim)
@@ -27,16 +28,19 @@ class MappingNetwork(keras.layers.Layer):
     self.activation = activation
     self.normalize_z = bool(normalize_z)
     self.w_avg_beta = float(w_avg_beta)
-    self.impl = impl
     if self.z_dim < 1 or self.w_dim < 1 or self.num_layers < 1 or self.num_ws < 1:
       raise ValueError(f'MappingNetwork: z_dim, w_dim, num_layers and num_ws must be >= 1, got '
                        f'{self.z_dim}, {self.w_dim}, {self.num_layers}, {self.num_ws}')
     # Sub-layers are attributes, not a list: tf.train.Checkpoint does not see into the
     # lists that Keras 3 tracks.
     for i in range(self.num_layers):
-      setattr(self, f'fc{i}', layers.EqualizedDense(
-          self.w_dim if i == self.num_layers - 1 else self.layer_dim, activation=activation,
-          lr_multiplier=self.lr_multiplier, impl=impl, name=f'fc{i}'))
+      setattr(self, f'fc{i}', self._make_fc(
+          self.w_dim if i == self.num_layers - 1 else self.layer_dim, f'fc{i}'))
+
+  def _make_fc(self, units, name):
+    """One FC layer (the StyleGAN baseline's mapping overrides this)."""
+    return layers.EqualizedDense(units, activation=self.activation,
+                                 lr_multiplier=self.lr_multiplier, name=name)
 
   @property
   def fcs(self):
@@ -56,8 +60,14 @@ class MappingNetwork(keras.layers.Layer):
                                  trainable=False)
 
   def call(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, impl=None):
-    """z: [N, z_dim], c: [N, c_dim] (conditional networks) -> w [N, num_ws, w_dim]."""
-    impl = self.impl if impl is None else impl
+    """z: [N, z_dim], c: [N, c_dim] (conditional networks) -> w [N, num_ws, w_dim].
+
+    impl: shorthand for `with sg2tf.custom_ops.implementation(impl):` around the call.
+    """
+    with policy.implementation(impl):
+      return self._map(z, c, truncation_psi, truncation_cutoff)
+
+  def _map(self, z, c, truncation_psi, truncation_cutoff):
     x = tf.convert_to_tensor(z)
     if x.shape.rank != 2 or (x.shape[1] is not None and x.shape[1] != self.z_dim):
       raise ValueError(f'MappingNetwork: z must be [N, {self.z_dim}], got shape {x.shape}')
@@ -70,7 +80,7 @@ class MappingNetwork(keras.layers.Layer):
     if self.normalize_z:
       x = x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=1, keepdims=True) + 1e-8)
     for fc in self.fcs:
-      x = fc(x, impl=impl)
+      x = fc(x)
     ws = tf.tile(x[:, tf.newaxis, :], [1, self.num_ws, 1])  # [N, num_ws, w_dim]
     return self.truncate(ws, truncation_psi, truncation_cutoff)
 
@@ -98,5 +108,5 @@ class MappingNetwork(keras.layers.Layer):
     config.update(z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, num_ws=self.num_ws,
                   num_layers=self.num_layers, layer_dim=self.layer_dim,
                   lr_multiplier=self.lr_multiplier, activation=self.activation,
-                  normalize_z=self.normalize_z, w_avg_beta=self.w_avg_beta, impl=self.impl)
+                  normalize_z=self.normalize_z, w_avg_beta=self.w_avg_beta)
     return config

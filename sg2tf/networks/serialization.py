@@ -1,8 +1,10 @@
 """Native save/load of sg2tf networks: a tf.train.Checkpoint plus a JSON of their configs.
 
 Layout of a network directory (written by `save_networks` and `python -m sg2tf.convert`):
-  networks.json      {"format": "sg2tf.networks", "version": 1, "G": {...}, "D": {...}, ...}
-                     (G, D: the constructor kwargs of Generator / Discriminator)
+  networks.json      {"format": "sg2tf.networks", "version": 1, "G": {...}, "D": {...},
+                      "G_class": "Generator", "D_class": "Discriminator", ...}
+                     (G, D: the constructor kwargs of the classes G_class / D_class of
+                     sg2tf.networks; files without them are Generator / Discriminator)
   checkpoint, ckpt-1.index, ckpt-1.data-*     tf.train.Checkpoint(G=G, D=D, G_ema=G_ema)
 
 The checkpoint keys are `G`, `D` and `G_ema`, so a training checkpoint that uses the same
@@ -12,13 +14,13 @@ keys (plus optimizers etc.) can be initialised from it with
 
 import json
 import os
-import shutil
-import tempfile
 
 import tensorflow as tf
 
+from sg2tf.custom_ops import policy
 from sg2tf.networks.discriminator import Discriminator
 from sg2tf.networks.generator import Generator
+from sg2tf.utils import files
 
 FORMAT = 'sg2tf.networks'
 VERSION = 1
@@ -26,11 +28,16 @@ CONFIG_FILE = 'networks.json'
 CKPT_PREFIX = 'ckpt'
 
 _KERAS_BASE_KEYS = ('name', 'trainable', 'dtype')
+# Keys older sg2tf versions wrote that are no longer constructor arguments: 'impl' (the op
+# implementation is an op-level policy now, sg2tf.custom_ops.policy; a saved network records
+# nothing about the machine it was trained on).
+_OBSOLETE_KEYS = ('impl',)
 
 
 def network_kwargs(config):
-  """A Keras get_config() dict minus the base-layer keys: the constructor's own kwargs."""
-  return {k: v for k, v in config.items() if k not in _KERAS_BASE_KEYS}
+  """A Keras get_config() dict (or a saved networks.json entry) minus the base-layer and
+  obsolete keys: the constructor's own kwargs."""
+  return {k: v for k, v in config.items() if k not in _KERAS_BASE_KEYS + _OBSOLETE_KEYS}
 
 
 def copy_weights(src, dst, who: str) -> None:
@@ -50,34 +57,21 @@ def copy_weights(src, dst, who: str) -> None:
     d.assign(s.numpy())
 
 
-def save_networks(out_dir, G, D, G_ema, metadata=None, overwrite=False):
-  """Writes G, D, G_ema to out_dir atomically (temp dir, then rename). Returns out_dir."""
-  out_dir = os.path.abspath(out_dir)
-  occupied = os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir))
-  if occupied and not overwrite:
-    raise FileExistsError(f'{out_dir} exists and is not empty; choose another output directory '
-                          'or pass overwrite=True (--overwrite).')
-  parent = os.path.dirname(out_dir)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=os.path.basename(out_dir) + '.tmp-', dir=parent)
-  try:
-    config = {'format': FORMAT, 'version': VERSION,
-              'G': network_kwargs(G.get_config()), 'D': network_kwargs(D.get_config())}
-    config.update(metadata or {})
-    with open(os.path.join(tmp, CONFIG_FILE), 'w') as f:
+def save_networks(out_dir, G, D, G_ema, metadata=None, overwrite=False, what='network directory'):
+  """Writes G, D, G_ema to out_dir atomically (sg2tf.utils.files.AtomicDir: a hidden temporary
+  directory, renamed when complete; modes follow the umask). Returns out_dir.
+
+  Raises FileExistsError (out_dir not empty, without overwrite) and DiskWriteError (disk full
+  or read-only; nothing is left behind and an older out_dir is intact)."""
+  config = {'format': FORMAT, 'version': VERSION,
+            'G': network_kwargs(G.get_config()), 'D': network_kwargs(D.get_config()),
+            'G_class': type(G).__name__, 'D_class': type(D).__name__}
+  config.update(metadata or {})
+  with files.AtomicDir(out_dir, overwrite=overwrite, what=what) as d:
+    with open(os.path.join(d.tmp, CONFIG_FILE), 'w', encoding='utf-8') as f:
       json.dump(config, f, indent=1)
-    tf.train.Checkpoint(G=G, D=D, G_ema=G_ema).save(os.path.join(tmp, CKPT_PREFIX))
-    if os.path.exists(out_dir):
-      old = out_dir + f'.old-{os.getpid()}'
-      os.replace(out_dir, old)
-      os.replace(tmp, out_dir)
-      shutil.rmtree(old, ignore_errors=True)
-    else:
-      os.replace(tmp, out_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
-  return out_dir
+    tf.train.Checkpoint(G=G, D=D, G_ema=G_ema).save(os.path.join(d.tmp, CKPT_PREFIX))
+  return d.path
 
 
 def load_network_config(path):
@@ -98,14 +92,32 @@ def load_network_config(path):
   return config
 
 
+def network_class(config, who):
+  """The class named by networks.json's G_class / D_class (default Generator / Discriminator)."""
+  from sg2tf import networks  # pylint: disable=g-import-not-at-top
+  default = 'Generator' if who == 'G' else 'Discriminator'
+  name = config.get(f'{who}_class', default)
+  allowed = ('Generator', 'GrowingGenerator', 'StyleGANGenerator') if who == 'G' else (
+      'Discriminator', 'GrowingDiscriminator', 'StyleGANDiscriminator')
+  if name not in allowed:
+    raise ValueError(f'{CONFIG_FILE}: {who}_class {name!r} is not one of {allowed}')
+  return getattr(networks, name)
+
+
 def load_networks(path, impl=None):
-  """(G, D, G_ema) from a directory written by save_networks. impl overrides the saved one."""
-  config = load_network_config(path)
-  g_kwargs, d_kwargs = dict(config['G']), dict(config['D'])
+  """(G, D, G_ema) from a directory written by save_networks.
+
+  impl: accepted for compatibility and checked; the networks carry no implementation
+  (choose it with `sg2tf.custom_ops.implementation(...)` where they are called). An `impl`
+  key in an older networks.json is ignored.
+  """
   if impl is not None:
-    g_kwargs['impl'] = d_kwargs['impl'] = impl
-  G, G_ema = Generator(**g_kwargs), Generator(**g_kwargs)
-  D = Discriminator(**d_kwargs)
+    policy.check_impl(impl)
+  config = load_network_config(path)
+  g_kwargs, d_kwargs = network_kwargs(config['G']), network_kwargs(config['D'])
+  g_cls, d_cls = network_class(config, 'G'), network_class(config, 'D')
+  G, G_ema = g_cls(**g_kwargs), g_cls(**g_kwargs)
+  D = d_cls(**d_kwargs)
   ckpt = tf.train.latest_checkpoint(path)
   if ckpt is None:
     raise FileNotFoundError(f'no checkpoint in {path} (expected {CKPT_PREFIX}-N.index and '

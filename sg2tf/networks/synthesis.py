@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from sg2tf import layers
-from sg2tf.custom_ops import setup_filter, upsample2d
+from sg2tf.custom_ops import policy, setup_filter, upsample2d
 
 ARCHITECTURES = ('orig', 'skip', 'resnet')
 
@@ -56,7 +56,7 @@ class SynthesisBlock(keras.layers.Layer):
 
   def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, architecture,
                is_last, activation='lrelu', resample_filter=(1, 3, 3, 1), use_fp16=False,
-               conv_clamp=None, impl='auto', fp16_dtype='float16', **kwargs):
+               conv_clamp=None, fp16_dtype='float16', **kwargs):
     super().__init__(**kwargs)
     self.use_fp16 = bool(use_fp16)
     self.fp16_dtype = check_fp16_dtype(fp16_dtype, 'SynthesisBlock')
@@ -69,11 +69,9 @@ class SynthesisBlock(keras.layers.Layer):
     self.architecture, self.is_last = architecture, bool(is_last)
     self.activation = activation
     self.resample_filter = None if resample_filter is None else [float(v) for v in resample_filter]
-    self.impl = impl
     self.is_first = self.resolution == 4
     common = dict(w_dim=self.w_dim, resolution=self.resolution, activation=activation,
-                  resample_filter=self.resample_filter, conv_clamp=self.conv_clamp, impl=impl,
-                  **sub)
+                  resample_filter=self.resample_filter, conv_clamp=self.conv_clamp, **sub)
     if self.is_first:
       self.const = layers.ConstantInput(self.out_channels, name='const')
     else:
@@ -82,10 +80,10 @@ class SynthesisBlock(keras.layers.Layer):
     self.has_torgb = architecture == 'skip' or self.is_last
     if self.has_torgb:
       self.torgb = layers.ToRGB(self.img_channels, self.w_dim, conv_clamp=self.conv_clamp,
-                                impl=impl, name='torgb', **sub)
+                                name='torgb', **sub)
     if architecture == 'resnet' and not self.is_first:
       self.skip = layers.EqualizedConv2D(self.out_channels, 1, use_bias=False, up=2,
-                                         resample_filter=self.resample_filter, impl=impl,
+                                         resample_filter=self.resample_filter,
                                          name='skip', **sub)
     self.num_conv = 1 if self.is_first else 2
     self.num_ws = self.num_conv + 1  # ToRGB's w is also the next block's first.
@@ -108,13 +106,12 @@ class SynthesisBlock(keras.layers.Layer):
   def synthesis_layers(self):
     return [self.conv1] if self.is_first else [self.conv0, self.conv1]
 
-  def call(self, x, img, ws, noise_mode='random', noise=None, fused_modconv=None, impl=None):
+  def call(self, x, img, ws, noise_mode='random', noise=None, fused_modconv=None):
     """x: [N, R/2, R/2, C_in] (None at 4x4), img: [N, R/2, R/2, img_channels] or None,
     ws: [N, num_ws, w_dim]; noise: None or a list with one entry per conv (None entries use
     noise_mode). Returns (x [N, R, R, C_out], img [N, R, R, img_channels] or None)."""
-    impl = self.impl if impl is None else impl
     noise = noise or [None] * self.num_conv
-    kw = dict(noise_mode=noise_mode, fused_modconv=fused_modconv, impl=impl)
+    kw = dict(noise_mode=noise_mode, fused_modconv=fused_modconv)
     dtype = self.compute_dtype_
     if self.is_first:
       x = tf.cast(self.const(ws), dtype)
@@ -125,11 +122,11 @@ class SynthesisBlock(keras.layers.Layer):
       x = self.conv0(x, ws[:, 0], noise=noise[0], **kw)
       x = self.conv1(x, ws[:, 1], noise=noise[1], **kw)
       if self.architecture == 'resnet':
-        x = (x + self.skip(t, impl=impl)) * (1 / math.sqrt(2))
+        x = (x + self.skip(t)) * (1 / math.sqrt(2))
     if img is not None:
-      img = upsample2d(img, self._filter, impl=impl)
+      img = upsample2d(img, self._filter)
     if self.has_torgb:
-      y = self.torgb(x, ws[:, self.num_conv], fused_modconv=fused_modconv, impl=impl)
+      y = self.torgb(x, ws[:, self.num_conv], fused_modconv=fused_modconv)
       y = tf.cast(y, tf.float32)
       img = y if img is None else img + y
     return x, img
@@ -140,7 +137,7 @@ class SynthesisBlock(keras.layers.Layer):
                   resolution=self.resolution, img_channels=self.img_channels,
                   architecture=self.architecture, is_last=self.is_last,
                   activation=self.activation, resample_filter=self.resample_filter,
-                  use_fp16=self.use_fp16, conv_clamp=self.conv_clamp, impl=self.impl,
+                  use_fp16=self.use_fp16, conv_clamp=self.conv_clamp,
                   fp16_dtype=self.fp16_dtype)
     return config
 
@@ -167,7 +164,7 @@ class SynthesisNetwork(keras.layers.Layer):
 
   def __init__(self, w_dim=512, img_resolution=1024, img_channels=3, fmap_base=16384,
                fmap_decay=1.0, fmap_min=1, fmap_max=512, architecture='skip', activation='lrelu',
-               resample_filter=(1, 3, 3, 1), num_fp16_res=0, conv_clamp=None, impl='auto',
+               resample_filter=(1, 3, 3, 1), num_fp16_res=0, conv_clamp=None,
                fp16_dtype='float16', **kwargs):
     super().__init__(**kwargs)
     self.num_fp16_res, self.conv_clamp = check_mixed_precision(num_fp16_res, conv_clamp,
@@ -181,7 +178,6 @@ class SynthesisNetwork(keras.layers.Layer):
     self.fmap_min, self.fmap_max = int(fmap_min), int(fmap_max)
     self.architecture, self.activation = architecture, activation
     self.resample_filter = None if resample_filter is None else [float(v) for v in resample_filter]
-    self.impl = impl
     nf = layers.nf_fn(self.fmap_base, self.fmap_decay, self.fmap_min, self.fmap_max)
     log2 = int(np.log2(self.img_resolution))
     self.num_ws = 2 * log2 - 2
@@ -193,7 +189,7 @@ class SynthesisNetwork(keras.layers.Layer):
           in_channels=nf(k - 2) if k > 2 else 0, out_channels=nf(k - 1), w_dim=self.w_dim,
           resolution=2 ** k, img_channels=self.img_channels, architecture=architecture,
           is_last=k == log2, activation=activation, resample_filter=self.resample_filter,
-          use_fp16=2 ** k >= fp16_res, conv_clamp=self.conv_clamp, impl=impl,
+          use_fp16=2 ** k >= fp16_res, conv_clamp=self.conv_clamp,
           fp16_dtype=self.fp16_dtype, name=f'b{2 ** k}'))
 
   @property
@@ -216,8 +212,12 @@ class SynthesisNetwork(keras.layers.Layer):
 
   def call(self, ws, noise_mode='random', noise=None, fused_modconv=None, impl=None):
     """ws: [N, num_ws, w_dim]. noise: optional list with one [N or 1, R, R, 1] tensor per
-    conv layer (official order), overriding noise_mode (e.g. the projector's noise maps)."""
-    impl = self.impl if impl is None else impl
+    conv layer (official order), overriding noise_mode (e.g. the projector's noise maps).
+    impl: shorthand for `with sg2tf.custom_ops.implementation(impl):` around the call."""
+    with policy.implementation(impl):
+      return self._synthesize(ws, noise_mode, noise, fused_modconv)
+
+  def _synthesize(self, ws, noise_mode, noise, fused_modconv):
     layers.check_noise_mode(noise_mode)
     ws = tf.convert_to_tensor(ws)
     if ws.shape.rank != 3 or ws.shape[1] != self.num_ws or (
@@ -233,7 +233,7 @@ class SynthesisNetwork(keras.layers.Layer):
     for blk in self.blocks:
       block_noise = None if noise is None else list(noise[noise_idx:noise_idx + blk.num_conv])
       x, img = blk(x, img, ws[:, w_idx:w_idx + blk.num_ws], noise_mode=noise_mode,
-                   noise=block_noise, fused_modconv=fused_modconv, impl=impl)
+                   noise=block_noise, fused_modconv=fused_modconv)
       w_idx += blk.num_conv
       noise_idx += blk.num_conv
     return img
@@ -245,5 +245,5 @@ class SynthesisNetwork(keras.layers.Layer):
                   fmap_decay=self.fmap_decay, fmap_min=self.fmap_min, fmap_max=self.fmap_max,
                   architecture=self.architecture, activation=self.activation,
                   resample_filter=self.resample_filter, num_fp16_res=self.num_fp16_res,
-                  conv_clamp=self.conv_clamp, impl=self.impl, fp16_dtype=self.fp16_dtype)
+                  conv_clamp=self.conv_clamp, fp16_dtype=self.fp16_dtype)
     return config

@@ -16,10 +16,11 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from typing import Optional, Tuple
 
 from sg2tf import configs as net_configs
+from sg2tf.training import schedule as schedule_lib
+from sg2tf.utils import files
 
 STRATEGIES = ('mirrored', 'multi_worker', 'default')
 IMPLS = ('auto', 'custom', 'ref')
@@ -30,7 +31,7 @@ AUG_PIPES = ('blit', 'geom', 'color', 'filter', 'noise', 'cutout', 'bg', 'bgc', 
              'bgcfnc')
 CONFIG_NAME = 'config.json'
 # Official tick length (kimg) by training resolution (training_schedule's tick_kimg_dict).
-_TICK_KIMG = {8: 28, 16: 24, 32: 20, 64: 16, 128: 12, 256: 8, 512: 6, 1024: 4}
+_TICK_KIMG = dict(schedule_lib.OFFICIAL_TICK_KIMG)
 
 
 class ConfigError(ValueError):
@@ -93,6 +94,8 @@ class TrainConfig:
   D: net_configs.DiscriminatorConfig = net_configs.DiscriminatorConfig()
   loss: LossConfig = LossConfig()
   optimizer: OptimizerConfig = OptimizerConfig()
+  # Progressive growing (configs a-d) and the per-resolution minibatch / lr / tick lengths.
+  schedule: schedule_lib.ScheduleConfig = schedule_lib.ScheduleConfig()
   batch_size: int = 32              # Global minibatch, split over the replicas.
   total_kimg: float = 25000.0
   ema_kimg: float = 10.0            # G_ema half-life in thousands of images.
@@ -175,7 +178,7 @@ def _from_dict(cls, d):
 
 _TYPES = {'data': DataConfig, 'G': net_configs.GeneratorConfig,
           'D': net_configs.DiscriminatorConfig, 'loss': LossConfig, 'optimizer': OptimizerConfig,
-          'augment': AugmentConfig}
+          'augment': AugmentConfig, 'schedule': schedule_lib.ScheduleConfig}
 
 
 def lazy_adam_hparams(opt: OptimizerConfig, interval: int, lazy: bool = True):
@@ -233,7 +236,19 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
   _require(cfg.num_fp16_res >= 0, f'--num_fp16_res={cfg.num_fp16_res} must be >= 0.')
   _require(cfg.conv_clamp is None or cfg.conv_clamp > 0,
            f'--conv_clamp={cfg.conv_clamp} must be > 0 (or unset for no clamp).')
+  for flag, value in (('total_kimg', cfg.total_kimg), ('ema_kimg', cfg.ema_kimg),
+                      ('gamma', cfg.loss.r1_gamma), ('pl_weight', cfg.loss.pl_weight),
+                      ('pl_decay', cfg.loss.pl_decay), ('style_mixing', cfg.loss.style_mixing_prob),
+                      ('lr', cfg.optimizer.learning_rate), ('beta1', cfg.optimizer.beta1),
+                      ('beta2', cfg.optimizer.beta2), ('epsilon', cfg.optimizer.epsilon),
+                      ('tick_kimg', cfg.tick_kimg), ('ema_rampup', cfg.ema_rampup),
+                      ('conv_clamp', cfg.conv_clamp)):
+    _require(value is None or math.isfinite(value),
+             f'--{flag}={value} must be a finite number.')
   _require(cfg.total_kimg > 0, f'--total_kimg={cfg.total_kimg} must be > 0.')
+  _require(cfg.tick_kimg is None or cfg.tick_kimg > 0,
+           f'--tick_kimg={cfg.tick_kimg} must be > 0 (thousands of images per tick; unset for '
+           'the official length at the training resolution).')
   _require(cfg.ema_kimg >= 0, f'--ema_kimg={cfg.ema_kimg} must be >= 0.')
   _require(cfg.ema_rampup is None or cfg.ema_rampup > 0,
            f'--ema_rampup={cfg.ema_rampup} must be > 0 (or unset).')
@@ -292,6 +307,7 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
   for who, net in (('G', g), ('D', d)):
     _require(net.architecture in ('orig', 'skip', 'resnet'),
              f'--{who.lower()}_arch={net.architecture!r}: use orig, skip or resnet.')
+  _check_networks_and_growing(cfg, g, d, info, res)
   return dataclasses.replace(cfg, data=data, G=g, D=d)
 
 
@@ -314,9 +330,67 @@ def _check_augment(aug: AugmentConfig) -> None:
   _require(aug.kimg > 0, f'--ada_kimg={aug.kimg} must be > 0.')
 
 
+def _check_networks_and_growing(cfg: TrainConfig, g, d, info, res):
+  """The network kinds of --cfg, and progressive growing (configs a-d) against the dataset."""
+  grow_nets = net_configs.GROWING_NETWORKS
+  for who, net in (('G', g), ('D', d)):
+    if net.network in grow_nets:
+      _require(net.architecture == 'orig',
+               f'--{who.lower()}_arch={net.architecture}: --cfg={cfg.cfg_name} uses {net.network}, '
+               'which has one architecture; use --cfg=config-e-G<arch>-D<arch> (or a '
+               '*-nogrow config) to choose architectures.')
+  sched = cfg.schedule
+  if cfg.mixed_precision and (g.network == 'G_style' or d.network == 'D_basic'):
+    raise ConfigError(f'--mixed_precision: the StyleGAN networks of --cfg={cfg.cfg_name} '
+                      '(G_style / D_basic) have no float16 path; train config-a in float32.')
+  if not sched.growing:
+    return
+  for who, net in (('G', g), ('D', d)):
+    _require(net.network in grow_nets,
+             f'--lod_initial_resolution={sched.lod_initial_resolution}: progressive growing '
+             f'needs networks that support it, but {who} of --cfg={cfg.cfg_name} is '
+             f'{net.network}; use --cfg=config-a|config-b|config-c|config-d.')
+  r0 = sched.lod_initial_resolution
+  _require(r0 >= 4 and r0 & (r0 - 1) == 0 and r0 <= res,
+           f'--lod_initial_resolution={r0} must be a power of two in [4, {res}] (the training '
+           'resolution).')
+  _require(sched.lod_training_kimg >= 0 and sched.lod_transition_kimg >= 0,
+           f'--lod_training_kimg={sched.lod_training_kimg} and --lod_transition_kimg='
+           f'{sched.lod_transition_kimg} must be >= 0.')
+  _require(sched.minibatch_repeats >= 1, 'minibatch_repeats must be >= 1.')
+  _require(cfg.augment.mode == 'noaug',
+           f'--aug={cfg.augment.mode} with progressive growing (--cfg={cfg.cfg_name}) is not '
+           'supported (the augmentation runs at one resolution); use --aug=noaug, or a '
+           '*-nogrow config or config-e/f with augmentation.')
+  _require(cfg.strategy != 'multi_worker',
+           '--strategy=multi_worker with progressive growing (configs a-d) is not supported '
+           '(untested); use --strategy=mirrored on one machine, or a *-nogrow config.')
+  missing = [r for r in schedule_lib.resolutions(res, sched) if r not in info.files]
+  _require(not missing, f'--cfg={cfg.cfg_name} grows from {r0}x{r0}, but {cfg.data.data_dir} '
+           f'lacks the resolutions {missing} (it has {info.resolutions}); re-create it with '
+           'data/dataset_tool.py, which writes every level.')
+  for r in schedule_lib.resolutions(res, sched):
+    n = dict(sched.minibatch_dict).get(r, cfg.batch_size)
+    _require(info.count >= n, f'the minibatch at {r}x{r} is {n} images (progressive growing '
+             f'schedule), but the dataset has only {info.count}.')
+
+
+def minibatch_sizes(cfg: TrainConfig):
+  """Every global minibatch size the run uses (one, or one per growing resolution)."""
+  if not cfg.schedule.growing:
+    return [cfg.batch_size]
+  table = dict(cfg.schedule.minibatch_dict)
+  return sorted({table.get(r, cfg.batch_size)
+                 for r in schedule_lib.resolutions(cfg.resolution, cfg.schedule)})
+
+
 def check_replicas(cfg: TrainConfig, num_replicas: int) -> None:
-  """Rejects a minibatch that does not split evenly over the replicas (and chunks)."""
-  n = cfg.batch_size
+  """Rejects a minibatch that does not split evenly over the replicas."""
+  for n in minibatch_sizes(cfg):
+    _check_replicas(cfg, num_replicas, n)
+
+
+def _check_replicas(cfg: TrainConfig, num_replicas: int, n: int) -> None:
   _require(n % num_replicas == 0,
            f'--batch_size={n} is not divisible by the {num_replicas} replicas; use a multiple '
            f'of {num_replicas}.')
@@ -339,28 +413,30 @@ def check_replicas(cfg: TrainConfig, num_replicas: int) -> None:
              f'(--mbstd_group_size); use a multiple of {g} per replica (and per chunk).')
 
 
+def is_chief_process(strategy: str) -> bool:
+  """Whether this process is the one that writes the run directory (and so takes its lock),
+  from TF_CONFIG alone, before TensorFlow starts: the same rule as distribute.is_chief."""
+  if strategy != 'multi_worker':
+    return True
+  try:
+    tf_config = json.loads(os.environ.get('TF_CONFIG') or '{}')
+    cluster, task = tf_config.get('cluster') or {}, tf_config.get('task') or {}
+  except (ValueError, AttributeError):
+    return True  # make_strategy reports the bad TF_CONFIG.
+  if not cluster:
+    return True
+  if 'chief' in cluster:
+    return task.get('type') == 'chief'
+  return task.get('type') == 'worker' and int(task.get('index', 0)) == 0
+
+
 def _checkpoint_exists(prefix: str) -> bool:
   return os.path.isfile(prefix + '.index')
 
 
-def atomic_write_text(path: str, text: str) -> None:
-  """Writes text to path via a temporary file in the same folder and os.replace."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
-  try:
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
 def write_config(cfg: TrainConfig) -> str:
   path = os.path.join(cfg.run_dir, CONFIG_NAME)
-  atomic_write_text(path, cfg.to_json() + '\n')
+  files.write_text(path, cfg.to_json() + '\n', what='the run config')
   return path
 
 

@@ -8,6 +8,13 @@ d_reg_interval) -- see phases.py. Every `tick` images (official tick lengths) on
 line is logged and TensorBoard scalars are written; image grids, rolling checkpoints and
 network snapshots follow their tick intervals. A non-finite loss stops training at once with
 the minibatch and the term named; nothing is saved after it.
+
+Progressive growing (configs a-d, sg2tf/training/schedule.py): every minibatch_repeats (4)
+minibatches the official schedule is evaluated; its lod goes to G, D and G_ema, its learning
+rate to both optimizers, and when the resolution changes the input pipeline switches to that
+level of the TFRecord pyramid with that resolution's minibatch (and the phases are retraced
+for it); the optimizers' state is reset when floor(lod) or ceil(lod) changes. The lod in
+effect is checkpointed (`lod`), so a resumed run continues mid-fade exactly.
 """
 
 import dataclasses
@@ -21,8 +28,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sg2tf import configs as net_configs
 from sg2tf import dataset as sg2tf_dataset
-from sg2tf.networks import Discriminator, Generator
+from sg2tf import selfcheck
+from sg2tf.custom_ops import policy
 from sg2tf.networks import serialization
 from sg2tf.training import ada as ada_lib
 from sg2tf.training import augment as augment_lib
@@ -31,6 +40,8 @@ from sg2tf.training import config as config_lib
 from sg2tf.training import distribute
 from sg2tf.training import monitoring
 from sg2tf.training import phases as phases_lib
+from sg2tf.training import schedule as schedule_lib
+from sg2tf.utils import files
 
 ConfigError = config_lib.ConfigError
 
@@ -47,18 +58,36 @@ class Trainer:
     self.strategy = strategy
     self.replicas = strategy.num_replicas_in_sync
     config_lib.check_replicas(cfg, self.replicas)
+    with policy.implementation(cfg.impl):
+      # Custom / fused paths are trusted only after matching the reference here (cached).
+      selfcheck.ensure_trusted('training')
     self.chief = distribute.is_chief(strategy)
     self.multi_worker = distribute.is_multi_worker(strategy)
-    os.makedirs(cfg.run_dir, exist_ok=True)
+    self._lock = None
+    if self.chief:
+      # One training per run directory; a second one stops here (DirectoryLockedError).
+      files.check_writable(cfg.run_dir, 'the run directory (--run_dir)')
+      self._lock = files.lock_dir(cfg.run_dir, 'run directory')
+    else:
+      os.makedirs(cfg.run_dir, exist_ok=True)
+    try:
+      self._build()
+    except BaseException:
+      self.close()
+      raise
+
+  def _build(self):
+    cfg, strategy = self.cfg, self.strategy
+    self.monitor = None
     self.info = sg2tf_dataset.DatasetInfo.from_dir(cfg.data.data_dir)
     self._check_run_dir()
 
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
       mp = cfg.net_kwargs()  # Mixed precision: no new variables, checkpoints unchanged.
-      self.G = Generator(impl=cfg.impl, **cfg.G.kwargs(), **mp)
-      self.D = Discriminator(impl=cfg.impl, **cfg.D.kwargs(), **mp)
-      self.G_ema = Generator(impl=cfg.impl, **cfg.G.kwargs(), **mp)
+      self.G = net_configs.build_generator(cfg.G, **mp)
+      self.D = net_configs.build_discriminator(cfg.D, **mp)
+      self.G_ema = net_configs.build_generator(cfg.G, **mp)
       serialization.copy_weights(self.G, self.G_ema, 'G_ema')
       lazy = cfg.loss.lazy_regularization
       self.g_hparams = config_lib.lazy_adam_hparams(cfg.optimizer, cfg.loss.g_reg_interval,
@@ -79,30 +108,23 @@ class Trainer:
     self.tick = tf.Variable(-1, dtype=tf.int64, trainable=False, name='tick')
     self.elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False, name='elapsed_sec')
     self.rng = tf.random.Generator.from_seed(cfg.seed)
+    # Progressive growing: the lod in effect (-1: none yet, as the official prev_lod).
+    self.growing = cfg.schedule.growing
+    self.lod = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name='lod')
+    self.sched = self._initial_schedule()
 
     label_table = None
     if cfg.data.label_dim:
       label_table = tf.constant(self.info.load_labels())
     self.save_data_state = cfg.exact_data_resume and not self.multi_worker
-    data_kwargs = dict(mirror_augment=cfg.data.mirror, seed=cfg.seed,
-                       with_labels=bool(cfg.data.label_dim),
-                       shuffle_buffer=sg2tf_dataset.default_shuffle_buffer(
-                           self.info, cfg.resolution, cfg.data.shuffle_mb))
-    if self.save_data_state:
-      # tf.distribute's iterators cannot be checkpointed, plain tf.data ones can: read global
-      # batches on this host and hand each replica its slice.
-      self.iterator = iter(sg2tf_dataset.make_dataset(self.info, cfg.batch_size,
-                                                      cfg.resolution, **data_kwargs))
-    else:
-      self.iterator = iter(sg2tf_dataset.distribute(strategy, self.info, cfg.batch_size,
-                                                    cfg.resolution, **data_kwargs))
+    self.iterator = self._make_iterator(self.sched)
     self.augment, self.ada = self._make_augment()
     self.phases = phases_lib.Phases(
         strategy, self.G, self.D, self.G_ema, self.g_opt, self.d_opt, self.pl_mean, self.rng,
-        global_batch=cfg.batch_size, loss_cfg=cfg.loss, label_table=label_table,
+        global_batch=self.sched.minibatch_size, loss_cfg=cfg.loss, label_table=label_table,
         impl='ref' if cfg.jit else cfg.impl, jit_compile=cfg.jit,
         mixed_precision=cfg.mixed_precision, batch_gpu=cfg.batch_gpu, augment=self.augment,
-        augment_p=self.augment_p)
+        augment_p=self.augment_p, resolution=self.sched.resolution if self.growing else None)
 
     trackables = dict(G=self.G, D=self.D, G_ema=self.G_ema, G_opt=self.g_opt, D_opt=self.d_opt,
                       pl_mean=self.pl_mean, step=self.step, nimg=self.nimg, tick=self.tick,
@@ -112,6 +134,8 @@ class Trainer:
     if self.augment is not None:
       # Only with augmentation, so noaug runs keep reading checkpoints written before it.
       trackables.update(augment_p=self.augment_p, ada_signs=self.ada.stats)
+    if self.growing:
+      trackables['lod'] = self.lod
     worker_id = 0 if self.chief else getattr(strategy.cluster_resolver, 'task_id', 1)
     self.checkpointer = checkpointing.Checkpointer(cfg.run_dir, cfg.keep_checkpoints,
                                                    chief=self.chief, worker_id=worker_id,
@@ -121,10 +145,78 @@ class Trainer:
     self.phase_totals = {}  # phase -> [seconds, calls] over the whole run (benchmarks)
     self._grid_fn = tf.function(self._grid_batch, reduce_retracing=True)
     self._restore_or_init()
+    if self.growing:
+      self._apply_schedule(self.sched)
     if self.chief:
       config_lib.write_config(cfg)
 
   # ------------------------------------------------------------------ set-up
+
+  def _make_iterator(self, sched):
+    """The input pipeline at the schedule's resolution and global minibatch."""
+    cfg = self.cfg
+    data_kwargs = dict(mirror_augment=cfg.data.mirror, seed=cfg.seed,
+                       with_labels=bool(cfg.data.label_dim),
+                       shuffle_buffer=sg2tf_dataset.default_shuffle_buffer(
+                           self.info, sched.resolution, cfg.data.shuffle_mb))
+    if self.save_data_state:
+      # tf.distribute's iterators cannot be checkpointed, plain tf.data ones can: read global
+      # batches on this host and hand each replica its slice.
+      return iter(sg2tf_dataset.make_dataset(self.info, sched.minibatch_size,
+                                             sched.resolution, **data_kwargs))
+    return iter(sg2tf_dataset.distribute(self.strategy, self.info, sched.minibatch_size,
+                                         sched.resolution, **data_kwargs))
+
+  def _schedule_at(self, nimg):
+    cfg = self.cfg
+    return schedule_lib.training_schedule(nimg, cfg.resolution, cfg.schedule, cfg.batch_size,
+                                          cfg.optimizer.learning_rate, cfg.tick_kimg)
+
+  def _initial_schedule(self):
+    """The schedule at image 0, or (resuming a growing run) the one the checkpoint was in."""
+    cfg = self.cfg
+    path = None
+    if cfg.resume == 'latest':
+      # The intact checkpoint _check_run_dir found (the state file may be damaged).
+      path = self.resume_point.latest if self.resume_point else None
+    elif cfg.resume != 'none':
+      path = cfg.resume
+    if not (self.growing and path):
+      return self._schedule_at(0)
+    try:
+      lod = float(tf.train.load_variable(path, 'lod/.ATTRIBUTES/VARIABLE_VALUE'))
+    except (tf.errors.NotFoundError, ValueError):
+      raise ConfigError(f'checkpoint {path} has no progressive-growing state (lod): it was not '
+                        'written by a growing run. Resume it with the same --cfg and growing '
+                        'flags it was trained with.') from None
+    return schedule_lib.schedule_at_lod(lod, cfg.resolution, cfg.schedule, cfg.batch_size,
+                                        cfg.optimizer.learning_rate, cfg.tick_kimg)
+
+  def _apply_schedule(self, new):
+    """Puts a (growing) schedule into effect: lod, learning rates, data and phases."""
+    cfg = self.cfg
+    prev = float(self.lod.numpy())
+    if cfg.schedule.reset_opt_for_new_lod and schedule_lib.needs_optimizer_reset(prev, new.lod):
+      for opt in (self.g_opt, self.d_opt):
+        _reset_optimizer_state(opt)
+    if (new.resolution, new.minibatch_size) != (self.sched.resolution, self.sched.minibatch_size):
+      self.iterator = self._make_iterator(new)
+      if self.save_data_state:
+        self.checkpointer.checkpoint.data = self.iterator
+      self.phases.set_level(new.resolution, new.minibatch_size)
+      logging.info('Progressive growing: %dx%d, minibatch %d, lr %g (kimg %.3f, lod %.3f).',
+                   new.resolution, new.resolution, new.minibatch_size, new.lrate,
+                   self.nimg.numpy() / 1000, new.lod)
+    for net in (self.G, self.D, self.G_ema):
+      net.set_lod(new.lod)
+    self.lod.assign(new.lod)
+    lazy = cfg.loss.lazy_regularization
+    opt_cfg = dataclasses.replace(cfg.optimizer, learning_rate=new.lrate)
+    self.g_hparams = config_lib.lazy_adam_hparams(opt_cfg, cfg.loss.g_reg_interval, lazy)
+    self.d_hparams = config_lib.lazy_adam_hparams(opt_cfg, cfg.loss.d_reg_interval, lazy)
+    self.g_opt.learning_rate = self.g_hparams[0]
+    self.d_opt.learning_rate = self.d_hparams[0]
+    self.sched = new
 
   def _adam(self, hparams, name):
     lr, b1, b2 = hparams
@@ -147,12 +239,36 @@ class Trainer:
     return pipe, controller
 
   def _check_run_dir(self):
+    """Finds what to resume from (checkpointing.find_resume) before anything is built or
+    written; refuses, changing nothing, when checkpoints exist but none is intact."""
     cfg = self.cfg
-    if not checkpointing.has_checkpoints(cfg.run_dir):
+    self.resume_point = None
+    if cfg.resume not in ('latest', 'none'):
+      reason = checkpointing.verify(cfg.resume)
+      if reason:
+        raise ConfigError(f'--resume={cfg.resume}: the checkpoint is damaged: {reason}. Pass '
+                          'another checkpoint, or --resume=latest for the newest intact one.')
+      return
+    point = checkpointing.find_resume(cfg.run_dir)
+    self.resume_point = point
+    if point.latest is None:
+      if point.damaged and cfg.resume == 'latest':
+        listing = '; '.join(f'{p}: {r}' for p, r in point.damaged)
+        raise checkpointing.CheckpointDamagedError(
+            f'{cfg.run_dir} holds {len(point.damaged)} checkpoint(s) but none is intact '
+            f'({listing}). Nothing was changed. Restore them from a backup, or pass '
+            f'--resume=none to start a new training in this run directory (the damaged '
+            f'checkpoints are then moved to {checkpointing.checkpoint_dir(cfg.run_dir)}/'
+            f'{checkpointing.DAMAGED_DIR}/, not deleted).')
+      if point.damaged:
+        logging.warning('--resume=none: starting a new training in %s; its %d damaged '
+                        'checkpoint(s) go to %s/%s/.', cfg.run_dir, len(point.damaged),
+                        checkpointing.checkpoint_dir(cfg.run_dir), checkpointing.DAMAGED_DIR)
       return
     if cfg.resume == 'none':
-      raise ConfigError(f'--resume=none but {cfg.run_dir} already holds checkpoints; resume '
-                        'with --resume=latest (the default) or choose a new --run_dir.')
+      raise ConfigError(f'--resume=none but {cfg.run_dir} already holds checkpoints (the '
+                        f'newest intact one is {point.latest}); resume with --resume=latest '
+                        '(the default) or choose a new --run_dir.')
     path = os.path.join(cfg.run_dir, config_lib.CONFIG_NAME)
     if cfg.resume == 'latest' and os.path.isfile(path):
       old = config_lib.read_config(cfg.run_dir)
@@ -168,9 +284,12 @@ class Trainer:
     cfg = self.cfg
     path = None
     if cfg.resume == 'latest':
-      path = self.checkpointer.latest
+      path = self.resume_point.latest if self.resume_point else None
     elif cfg.resume != 'none':
       path = cfg.resume
+    self.checkpointer.prepare(self.resume_point, resumed=path)
+    if self.chief:
+      checkpointing.remove_run_dir_leftovers(cfg.run_dir)
     if path:
       self.checkpointer.restore(path)
       logging.info('Resuming at kimg %.3f (minibatch %d).', self.nimg.numpy() / 1000,
@@ -192,7 +311,7 @@ class Trainer:
 
   def _ema_beta(self) -> float:
     cfg = self.cfg
-    return config_lib.ema_beta(cfg.batch_size, cfg.ema_kimg, int(self.nimg.numpy()),
+    return config_lib.ema_beta(self.sched.minibatch_size, cfg.ema_kimg, int(self.nimg.numpy()),
                                cfg.ema_rampup)
 
   def _timed(self, name, fn, *args) -> Dict[str, float]:
@@ -216,7 +335,7 @@ class Trainer:
     batch = next(self.iterator)
     if not self.save_data_state:
       return batch
-    n = self.cfg.batch_size // self.replicas
+    n = self.sched.minibatch_size // self.replicas
 
     def local(ctx):
       i = ctx.replica_id_in_sync_group
@@ -226,6 +345,8 @@ class Trainer:
   def train_step(self):
     """One minibatch: Gmain, [Greg], Dmain + G_ema, [Dreg]. Returns the step's metrics."""
     cfg, ph = self.cfg, self.phases
+    if self.growing and int(self.step.numpy()) % cfg.schedule.minibatch_repeats == 0:
+      self._apply_schedule(self._schedule_at(int(self.nimg.numpy())))
     batch = self._next_batch()
     reals, labels = batch if cfg.data.label_dim else (batch, None)
     step = int(self.step.numpy())
@@ -242,10 +363,10 @@ class Trainer:
       metrics.update(r_metrics)
       metrics['Loss/signs/real'] = float(np.mean(signs))  # Both D steps saw a full batch.
     self.step.assign_add(1)
-    self.nimg.assign_add(cfg.batch_size)
+    self.nimg.assign_add(self.sched.minibatch_size)
     if self.ada is not None:
       for s in signs:
-        self.ada.observe(s, cfg.batch_size)
+        self.ada.observe(s, self.sched.minibatch_size)
       self.ada.update(int(self.step.numpy()))
     self.stats.add(metrics)
     return metrics
@@ -258,8 +379,8 @@ class Trainer:
       self._initial_images()
     logging.info('Training for %.3f kimg from kimg %.3f: batch %d over %d replica(s), G lr '
                  '%.3g betas %.3g/%.3g, D lr %.3g betas %.3g/%.3g.', cfg.total_kimg,
-                 self.nimg.numpy() / 1000, cfg.batch_size, self.replicas, *self.g_hparams,
-                 *self.d_hparams)
+                 self.nimg.numpy() / 1000, self.sched.minibatch_size, self.replicas,
+                 *self.g_hparams, *self.d_hparams)
     self._tick_start_time = self._last_time = time.time()
     self._tick_start_nimg = int(self.nimg.numpy())
     metrics = {}
@@ -270,13 +391,25 @@ class Trainer:
       steps += 1
       nimg = int(self.nimg.numpy())
       done = nimg >= total
-      if int(self.tick.numpy()) < 0 or nimg >= self._tick_start_nimg + cfg.tick_nimg or done:
+      tick_nimg = max(1, int(round(self.sched.tick_kimg * 1000)))
+      if int(self.tick.numpy()) < 0 or nimg >= self._tick_start_nimg + tick_nimg or done:
         self._maintenance(done)
       if max_steps is not None and steps >= max_steps:
         break
     if done:
       self.export()
+      if self.chief:  # A finished run leaves no temporaries of interrupted writes behind.
+        self.checkpointer.remove_leftovers()
+        checkpointing.remove_run_dir_leftovers(cfg.run_dir)
     return metrics
+
+  def close(self):
+    """Closes the event files and releases the run directory's lock."""
+    if getattr(self, 'monitor', None) is not None:
+      self.monitor.close()
+    if self._lock is not None:
+      self._lock.release()
+      self._lock = None
 
   # ------------------------------------------------------------------ maintenance
 
@@ -293,12 +426,14 @@ class Trainer:
     self._tick_start_time, self._tick_start_nimg = now, nimg
     mem = monitoring.peak_memory_gb()
     self.monitor.progress(tick, nimg / 1000, cfg.total_kimg, float(self.elapsed.numpy()),
-                          tick_sec, tick_kimg, mem,
+                          tick_sec, tick_kimg, mem, lod=self.sched.lod,
+                          minibatch=self.sched.minibatch_size,
                           augment=None if self.augment is None else float(self.augment_p.numpy()))
     scalars = self.stats.means()
     scalars.update({
         'Loss/pl_mean': float(self.pl_mean.numpy()),
         'Progress/tick': tick, 'Progress/kimg': nimg / 1000,
+        'Progress/lod': self.sched.lod, 'Progress/minibatch': self.sched.minibatch_size,
         'Progress/lr_G': self.g_hparams[0], 'Progress/lr_D': self.d_hparams[0],
         'Progress/ema_beta': self._ema_beta(),
         'Progress/augment': float(self.augment_p.numpy()) if self.augment is not None else 0.0,
@@ -366,18 +501,20 @@ class Trainer:
     if network_dir is None:
       return
     from sg2tf.metrics import runner  # pylint: disable=g-import-not-at-top
-    runner.evaluate(self.G_ema, list(self.cfg.metrics), self.cfg.data.data_dir,
-                    runner.Options(seed=self.cfg.seed, num_fakes=self.cfg.metrics_num_fakes,
-                                   num_reals=self.cfg.metrics_num_fakes,
-                                   feature_dir=self.cfg.feature_dir),
-                    strategy=self.strategy,
-                    network_name=network_dir, output_dir=self.cfg.run_dir,
-                    step=int(self.nimg.numpy()))
+    with policy.implementation(self.cfg.impl):
+      runner.evaluate(self.G_ema, list(self.cfg.metrics), self.cfg.data.data_dir,
+                      runner.Options(seed=self.cfg.seed, num_fakes=self.cfg.metrics_num_fakes,
+                                     num_reals=self.cfg.metrics_num_fakes,
+                                     feature_dir=self.cfg.feature_dir),
+                      strategy=self.strategy,
+                      network_name=network_dir, output_dir=self.cfg.run_dir,
+                      step=int(self.nimg.numpy()))
 
   # ------------------------------------------------------------------ image grids
 
   def _grid_batch(self, z, c):
-    return self.G_ema(z, c, noise_mode='const', impl=self.cfg.impl)
+    # Untruncated, as the official snapshots (is_validation: no truncation).
+    return self.G_ema(z, c, truncation_psi=1.0, noise_mode='const', impl=self.cfg.impl)
 
   def grid_latents(self):
     """The fixed latents (and labels) of the snapshot grid: the same for every snapshot."""
@@ -422,11 +559,22 @@ def _norm(v):
   return json.loads(json.dumps(v))
 
 
+def _reset_optimizer_state(opt):
+  """Official reset_optimizer_state: Adam's moments and step count back to their initial
+  zeros (the learning rate is kept)."""
+  lr = getattr(opt, '_learning_rate', None)
+  for v in opt.variables:
+    if v is not lr:
+      v.assign(tf.zeros(v.shape, v.dtype))
+
+
 def train(cfg: config_lib.TrainConfig, strategy: Optional[tf.distribute.Strategy] = None):
   """Trains a resolved config to the end; returns the Trainer."""
   strategy = strategy or distribute.make_strategy(cfg.strategy)
   trainer = Trainer(cfg, strategy)
-  with sg2tf_dataset.translate_errors(trainer.info, cfg.resolution):
-    trainer.run()
-  trainer.monitor.close()
+  try:
+    with sg2tf_dataset.translate_errors(trainer.info, cfg.resolution):
+      trainer.run()
+  finally:
+    trainer.close()
   return trainer

@@ -33,7 +33,7 @@ def d_main_loss(real_logits, fake_logits):
   return tf.nn.softplus(fake) + tf.nn.softplus(-real)
 
 
-def r1_penalty(D, reals, labels=None, impl=None):
+def r1_penalty(D, reals, labels=None):
   """(real logits [N, 1], ||dD(x)/dx||^2 [N]) on the real images [N, H, W, C].
 
   Must run under an outer GradientTape for D's weights: the penalty's gradient is a second
@@ -42,7 +42,7 @@ def r1_penalty(D, reals, labels=None, impl=None):
   reals = tf.convert_to_tensor(reals)
   with tf.GradientTape() as tape:
     tape.watch(reals)
-    logits = D(reals, labels, impl=impl)
+    logits = D(reals, labels)
     total = tf.reduce_sum(tf.cast(logits, tf.float32))
   grads = tf.cast(tape.gradient(total, reals), tf.float32)  # [N, H, W, C]
   return logits, tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])

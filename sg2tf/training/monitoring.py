@@ -4,7 +4,8 @@ Scalars (TensorBoard step = images shown so far):
   Loss/G/loss, Loss/D/loss, Loss/scores/real, Loss/scores/fake, Loss/signs/real (mean
   sign of D on the (augmented) reals: ADA's r_t), Loss/r1_penalty (the
   squared gradient norm), Loss/D/reg (gamma/2 times it), Loss/pl_lengths, Loss/pl_penalty,
-  Loss/G/reg, Loss/pl_mean, Progress/tick, Progress/kimg, Progress/lr_G, Progress/lr_D,
+  Loss/G/reg, Loss/pl_mean, Progress/tick, Progress/kimg, Progress/lod (0 without
+  progressive growing), Progress/minibatch, Progress/lr_G, Progress/lr_D,
   Progress/ema_beta, Progress/augment (the augmentation strength p; 0 without),
   Timing/sec_per_tick, Timing/sec_per_kimg, Timing/img_per_sec,
   Timing/phase_<name>_ms, Resources/peak_host_mem_gb and, on GPUs, Resources/peak_gpu_mem_gb.
@@ -22,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from sg2tf import tool_util
+from sg2tf.utils import files
 
 
 def format_time(seconds: float) -> str:
@@ -98,15 +100,17 @@ class Monitor:
   def __init__(self, run_dir: str, chief: bool = True):
     self.run_dir = run_dir
     self.chief = chief
-    self._writer = tf.summary.create_file_writer(run_dir) if chief else None
+    with files.writing('TensorBoard events', run_dir):
+      self._writer = tf.summary.create_file_writer(run_dir) if chief else None
 
   def scalars(self, step: int, values: Dict[str, float]):
     if self._writer is None:
       return
-    with self._writer.as_default(step=int(step)):
-      for k, v in sorted(values.items()):
-        tf.summary.scalar(k, float(v))
-    self._writer.flush()
+    with files.writing('TensorBoard events', self.run_dir):
+      with self._writer.as_default(step=int(step)):
+        for k, v in sorted(values.items()):
+          tf.summary.scalar(k, float(v))
+      self._writer.flush()
 
   def image(self, step: int, name: str, image: np.ndarray, png_name: Optional[str] = None):
     """Logs a uint8 [H, W, C] image to TensorBoard and, with png_name, as a PNG."""
@@ -114,24 +118,28 @@ class Monitor:
       return None
     path = tool_util.save_png(os.path.join(self.run_dir, png_name), image) if png_name else None
     if self._writer is not None:
-      with self._writer.as_default(step=int(step)):
-        tf.summary.image(name, image[np.newaxis], max_outputs=1)
-      self._writer.flush()
+      with files.writing('TensorBoard events', self.run_dir):
+        with self._writer.as_default(step=int(step)):
+          tf.summary.image(name, image[np.newaxis], max_outputs=1)
+        self._writer.flush()
     return path
 
   def progress(self, tick: int, kimg: float, total_kimg: float, total_sec: float,
                tick_sec: float, tick_kimg: float, mem: Dict[str, float],
+               lod: float = 0.0, minibatch: Optional[int] = None,
                augment: Optional[float] = None):
-    """One console line: tick, kimg, time, sec/tick, sec/kimg, memory, [augment p], ETA."""
+    """One console line: tick, kimg, lod, minibatch, time, sec/tick, sec/kimg, memory,
+    [augment p], ETA."""
     sec_per_kimg = tick_sec / tick_kimg if tick_kimg > 0 else 0.0
     eta = max(total_kimg - kimg, 0.0) * sec_per_kimg
     mem_text = f'host {mem["host"]:.2f} GB'
     if 'gpu' in mem:
       mem_text = f'gpu {mem["gpu"]:.2f} GB  ' + mem_text
     aug_text = '' if augment is None else f'augment {augment:.3f}  '
-    logging.info('tick %-5d kimg %-9.3f time %-10s sec/tick %-8.1f sec/kimg %-8.2f mem %s  '
-                 '%seta %s', tick, kimg, format_time(total_sec), tick_sec, sec_per_kimg,
-                 mem_text, aug_text, format_time(eta))
+    logging.info('tick %-5d kimg %-9.3f lod %-5.2f minibatch %-4s time %-10s sec/tick %-8.1f '
+                 'sec/kimg %-8.2f mem %s  %seta %s', tick, kimg, lod,
+                 '-' if minibatch is None else minibatch, format_time(total_sec), tick_sec,
+                 sec_per_kimg, mem_text, aug_text, format_time(eta))
 
   def close(self):
     if self._writer is not None:

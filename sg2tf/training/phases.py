@@ -26,12 +26,23 @@ Options:
   jit_compile each chunk's forward and backward pass is compiled with XLA (the reference ops
               must be used: XLA cannot compile the custom ops); the optimizer and the
               cross-replica updates around it are not.
+
+Progressive growing (configs a-d): `set_level(resolution, global_batch)` retraces the phases
+for one level. G and D then run at that resolution (see sg2tf/networks/growing.py), the
+reals are faded in-graph by D's lod as the official FadeLOD does, and the R1 penalty is
+scaled by (resolution / R)^2: the official penalty is taken w.r.t. the reals upsampled to
+R x R, whose gradient is the low-resolution one spread over (R / resolution)^2 pixels.
+Path length draws its noise at the level's resolution scaled by 1/resolution, the same
+distribution as the official full-size noise summed over each upsampled block.
 """
 
+import functools
 from typing import Dict, Optional
 
 import tensorflow as tf
 
+from sg2tf.custom_ops import policy
+from sg2tf.networks import growing
 from sg2tf.training import accumulate
 from sg2tf.training import distribute
 from sg2tf.training import losses
@@ -73,9 +84,10 @@ class Phases:
   """
 
   def __init__(self, strategy, G, D, G_ema, g_opt, d_opt, pl_mean, rng, *, global_batch: int,
-               loss_cfg, label_table: Optional[tf.Tensor] = None, impl='auto',
+               loss_cfg, label_table: Optional[tf.Tensor] = None, impl=None,
                jit_compile: bool = False, mixed_precision: bool = False,
-               batch_gpu: Optional[int] = None, augment=None, augment_p=None):
+               batch_gpu: Optional[int] = None, augment=None, augment_p=None,
+               resolution: Optional[int] = None):
     self.strategy = strategy
     self.G, self.D, self.G_ema = G, D, G_ema
     self.g_opt, self.d_opt = g_opt, d_opt
@@ -89,12 +101,26 @@ class Phases:
     self.lazy = bool(loss_cfg.lazy_regularization)
     self.use_pl = loss_cfg.pl_weight > 0
     self.use_r1 = loss_cfg.r1_gamma > 0
-    self.pl_batch = max(1, self.batch // loss_cfg.pl_batch_shrink)
-    self.pl_scale = losses.pl_noise_scale(G.img_resolution)
     self.augment, self.augment_p = augment, augment_p
     if augment is not None and augment_p is None:
       raise ValueError('Phases: augment needs augment_p (the augmentation strength variable).')
-    replicas = strategy.num_replicas_in_sync
+    self._batch_gpu_option = batch_gpu
+    self.jit = bool(jit_compile)
+    self.set_level(resolution, self.batch)
+
+  def set_level(self, resolution: Optional[int], global_batch: int):
+    """(Re)builds the phase functions for a growing level (None: no growing) and batch."""
+    loss_cfg, batch_gpu = self.loss, self._batch_gpu_option
+    self.resolution = resolution
+    self.res = resolution or self.G.img_resolution
+    self.batch = int(global_batch)
+    self.pl_batch = max(1, self.batch // loss_cfg.pl_batch_shrink)
+    self.pl_scale = losses.pl_noise_scale(self.res)
+    self.r1_scale = (self.res / self.G.img_resolution) ** 2
+    # Growing: D is told the level, so full-size images are level 0 (no switch over levels).
+    self._disc = (self.D if resolution is None else
+                  functools.partial(self.D, resolution=resolution))
+    replicas = self.strategy.num_replicas_in_sync
     local = self.batch // replicas
     self.batch_gpu = int(batch_gpu or local)
     if local % self.batch_gpu:
@@ -107,7 +133,6 @@ class Phases:
       raise ValueError(f'Phases: {local_pl} path-length samples per replica do not split into '
                        f'chunks of {self.pl_chunk} (batch_gpu / pl_batch_shrink).')
     self.pl_chunks = local_pl // self.pl_chunk
-    self.jit = bool(jit_compile)
     # The one-pass path-length gradient all-reduces inside the differentiated function; XLA
     # cannot compile that, and chunks cannot see each other: both use the two-pass form.
     self.pl_two_pass = self.pl_chunks > 1 or self.jit
@@ -121,10 +146,34 @@ class Phases:
     # The phases hold no Python control flow on tensors; without AutoGraph tracing is seconds
     # faster (it would convert every function the networks and the augmentation call).
     kw = dict(reduce_retracing=True, autograph=False)
-    self.g_main = tf.function(self._g_main, **kw)
-    self.g_reg = tf.function(self._g_reg, **kw)
-    self.d_main = tf.function(self._d_main, **kw)
-    self.d_reg = tf.function(self._d_reg, **kw)
+    self.g_main = tf.function(self._scoped(self._g_main), **kw)
+    self.g_reg = tf.function(self._scoped(self._g_reg), **kw)
+    self.d_main = tf.function(self._scoped(self._d_main), **kw)
+    self.d_reg = tf.function(self._scoped(self._d_reg), **kw)
+
+  def _scoped(self, fn):
+    """fn traced under the run's op implementation (the policy, sg2tf.custom_ops)."""
+    @functools.wraps(fn)
+    def wrapped(*args):
+      with policy.implementation(self.impl):
+        return fn(*args)
+    return wrapped
+
+  def _reals(self, reals):
+    """Growing: the official FadeLOD of the reals by D's lod (identity otherwise)."""
+    if self.resolution is None:
+      return reals
+    level = growing.level_of(self.resolution, self.D.img_resolution)
+    frac = tf.clip_by_value(tf.cast(self.D.lod, tf.float32) - level, 0.0, 1.0)
+    return growing.fade_reals(reals, frac)
+
+  def _r1(self, d_fn, reals, labels):
+    """(logits, R1 penalty) of d_fn on reals, scaled for a growing level (see docstring)."""
+    logits, gp = losses.r1_penalty(d_fn, reals, labels)
+    return logits, gp * self.r1_scale if self.r1_scale != 1 else gp
+
+  def _inputs(self, inputs):
+    return sampling.GeneratorInputs(*inputs, resolution=self.resolution)
 
   # ------------------------------------------------------------------ cross-replica parts
 
@@ -190,14 +239,14 @@ class Phases:
     """This replica's rows of the augmentation draws for a global batch (None: no augment)."""
     if self.augment is None:
       return None
-    shape = (self.G.img_resolution, self.G.img_resolution, self.G.img_channels)
+    shape = (self.res, self.res, self.G.img_channels)
     params = self.augment.sample(sampling.fold(seed, key), global_n, shape)
     return tf.nest.map_structure(lambda t: sampling.replica_rows(t, global_n), params)
 
   def _run_D(self, images, labels, aug):
     if self.augment is not None:
       images = self.augment(images, aug, tf.identity(self.augment_p))
-    return self.D(images, labels, impl=self.impl)
+    return self._disc(images, labels)
 
   def _split(self, num, size, fn, *structs):
     """sum over chunks i of fn(*rows of structs for chunk i)."""
@@ -206,7 +255,7 @@ class Phases:
 
   def _g_main_grads(self, seed):
     inputs = sampling.generator_inputs(self.G, seed, self.batch, self.loss.style_mixing_prob,
-                                       self.label_table)
+                                       self.label_table, resolution=self.resolution)
     aug = self._aug_params(seed, _AUG_G, self.batch)
     grads, metrics, w_mean = self._split(self.chunks, self.batch_gpu, self._g_main_chunk,
                                          _as_tuple(inputs), aug)
@@ -221,9 +270,9 @@ class Phases:
 
   def _g_main_chunk(self, inputs, aug):
     G = self.G
-    inputs = sampling.GeneratorInputs(*inputs)
+    inputs = self._inputs(inputs)
     with tf.GradientTape() as tape:
-      images, _, w_mean = sampling.generate(G, inputs, self.impl)
+      images, _, w_mean = sampling.generate(G, inputs)
       logits = self._run_D(images, inputs.labels, aug)
       total = losses.scale_to_global(losses.g_main_loss(logits), self.batch)
     return accumulate.gradients(tape, total, G.trainable_variables), {'Loss/G/loss': total}, w_mean
@@ -237,8 +286,8 @@ class Phases:
     """(grads, metrics, new pl_mean, batch-mean w) of the path-length regulariser."""
     G, n = self.G, self.pl_batch
     inputs = _as_tuple(sampling.generator_inputs(G, seed, n, self.loss.style_mixing_prob,
-                                                 self.label_table))
-    y = sampling.pl_noise(seed, n, G.img_resolution, G.img_channels, self.pl_scale)
+                                                 self.label_table, resolution=self.resolution))
+    y = sampling.pl_noise(seed, n, self.res, G.img_channels, self.pl_scale)
     weight = float(weight_factor) * self.loss.pl_weight
     if not self.pl_two_pass:
       return self._pl_one_pass(inputs, y, tf.identity(self.pl_mean), weight)
@@ -256,10 +305,9 @@ class Phases:
 
   def _pl_lengths(self, inputs, y):
     G = self.G
-    inputs = sampling.GeneratorInputs(*inputs)
-    ws, w_mean = sampling.mapping(G, inputs, self.impl)
-    _, lengths = losses.path_lengths(lambda w: sampling.synthesis(G, w, inputs, self.impl),
-                                     ws, y)
+    inputs = self._inputs(inputs)
+    ws, w_mean = sampling.mapping(G, inputs)
+    _, lengths = losses.path_lengths(lambda w: sampling.synthesis(G, w, inputs), ws, y)
     return lengths, w_mean
 
   def _pl_metrics(self, lengths, penalty):
@@ -297,8 +345,10 @@ class Phases:
     return metrics, w_mean, pl_mean
 
   def _d_main_grads(self, seed, reals, labels):
-    inputs = sampling.generator_inputs(self.G, seed, self.batch, self.loss.style_mixing_prob)
+    inputs = sampling.generator_inputs(self.G, seed, self.batch, self.loss.style_mixing_prob,
+                                       resolution=self.resolution)
     inputs.labels = labels
+    reals = self._reals(reals)
     aug = (self._aug_params(seed, _AUG_REAL, self.batch),
            self._aug_params(seed, _AUG_FAKE, self.batch))
     grads, metrics, w_mean = self._split(self.chunks, self.batch_gpu, self._d_main_chunk,
@@ -307,15 +357,15 @@ class Phases:
 
   def _d_main_chunk(self, inputs, reals, aug):
     G, D = self.G, self.D
-    inputs = sampling.GeneratorInputs(*inputs)
+    inputs = self._inputs(inputs)
     labels = inputs.labels
     aug_real, aug_fake = aug
-    fakes, _, w_mean = sampling.generate(G, inputs, self.impl)
+    fakes, _, w_mean = sampling.generate(G, inputs)
     fakes = tf.stop_gradient(fakes)
-    d_real = lambda x, c, impl=None: self._run_D(x, c, aug_real)  # pylint: disable=unnecessary-lambda-assignment
+    d_real = lambda x, c: self._run_D(x, c, aug_real)  # pylint: disable=unnecessary-lambda-assignment
     with tf.GradientTape() as tape:
       if not self.lazy and self.use_r1:
-        real_logits, gp = losses.r1_penalty(d_real, reals, labels, self.impl)
+        real_logits, gp = self._r1(d_real, reals, labels)
       else:
         real_logits = d_real(reals, labels)
       fake_logits = self._run_D(fakes, labels, aug_fake)
@@ -340,13 +390,13 @@ class Phases:
 
   def _d_reg_grads(self, seed, reals, labels):
     aug = None if seed is None else self._aug_params(seed, _AUG_REG, self.batch)
+    reals = self._reals(reals)
     return self._split(self.chunks, self.batch_gpu, self._d_reg_chunk, reals, labels, aug)
 
   def _d_reg_chunk(self, reals, labels, aug):
     D = self.D
     with tf.GradientTape() as tape:
-      logits, gp = losses.r1_penalty(lambda x, c, impl=None: self._run_D(x, c, aug), reals,
-                                     labels, self.impl)
+      logits, gp = self._r1(lambda x, c: self._run_D(x, c, aug), reals, labels)
       reg = gp * (self.loss.r1_gamma * 0.5)
       total = losses.scale_to_global(reg * float(self.loss.d_reg_interval), self.batch)
     metrics = {'Loss/r1_penalty': losses.scale_to_global(gp, self.batch),
@@ -369,7 +419,7 @@ class Phases:
            'Dmain': lambda: self._d_main_grads(seed, reals, labels)[:2],
            'Dreg': lambda: self._d_reg_grads(
                seed if self.augment is not None else None, reals, labels)}
-    return tf.function(fns[phase], autograph=False)()
+    return tf.function(self._scoped(fns[phase]), autograph=False)()
 
 
 def _as_tuple(inputs: sampling.GeneratorInputs):

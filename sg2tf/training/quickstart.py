@@ -9,9 +9,11 @@ access: the images come from the installed package (`pip install -e .[quickstart
 
 import os
 import sys
-import tempfile
 
 import numpy as np
+
+from sg2tf.utils import files
+from sg2tf.utils import safe_pickle
 
 NUM_FACES = 100  # lfw_subset.npy: 100 faces, then 100 non-face background crops.
 
@@ -26,7 +28,7 @@ def lfw_faces() -> np.ndarray:
   path = os.path.join(os.path.dirname(skimage.__file__), 'data', 'lfw_subset.npy')
   if not os.path.isfile(path):
     raise SystemExit(f'{path} is missing from the installed scikit-image; reinstall it.')
-  faces = np.load(path, allow_pickle=False)[:NUM_FACES]  # float64 in [0, 1]
+  faces = safe_pickle.load_npy(path, 'face array')[:NUM_FACES]  # float64 in [0, 1]
   return np.clip(np.rint(faces * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -35,12 +37,14 @@ def main(argv):
     raise SystemExit('usage: python -m sg2tf.training.quickstart <out.npy>')
   out = argv[1]
   faces = lfw_faces()
-  folder = os.path.dirname(os.path.abspath(out))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(suffix='.npy', dir=folder)
-  with os.fdopen(fd, 'wb') as f:
-    np.save(f, faces)
-  os.replace(tmp, out)
+
+  def write(tmp):
+    with open(tmp, 'wb') as f:
+      np.save(f, faces)
+  try:
+    files.atomic_write(out, write, what='face array')
+  except files.DiskWriteError as e:
+    raise SystemExit(f'error: {e}') from None
   print(f'{out}: {faces.shape[0]} LFW faces, {faces.shape[1]}x{faces.shape[2]} grayscale')
 
 

@@ -53,26 +53,35 @@ class GeneratorInputs:
   z: tf.Tensor                    # [n, z_dim]
   z2: Optional[tf.Tensor]         # [n, z_dim], second latents for style mixing (or None)
   cutoff: Optional[tf.Tensor]     # int32 scalar: layers >= cutoff come from z2
-  noise: List[tf.Tensor]          # one [n, R, R, 1] map per synthesis conv layer
+  noise: List[Optional[tf.Tensor]]  # one [n, R, R, 1] map per synthesis layer (None: unused)
   labels: Optional[tf.Tensor]     # [n, c_dim] or None
+  resolution: Optional[int] = None  # Progressive growing: the level G synthesises.
 
 
-def generator_inputs(G, seed, global_n, style_mixing_prob, label_table=None):
-  """Latents, mixing cutoff, noise maps and (random dataset) labels for one phase."""
+def generator_inputs(G, seed, global_n, style_mixing_prob, label_table=None, resolution=None):
+  """Latents, mixing cutoff, noise maps and (random dataset) labels for one phase.
+
+  resolution (progressive growing): G runs at that level; noise is drawn only for the layers
+  up to it and the mixing crossover is drawn over that level's layers (official cur_layers
+  = num_ws - 2 * floor(lod)).
+  """
   z = global_normal(seed, _Z, global_n, [G.z_dim])
+  num_ws = G.num_ws if resolution is None else G.active_num_ws(resolution)
   z2 = cutoff = None
   if style_mixing_prob > 0:
     z2 = global_normal(seed, _Z2, global_n, [G.z_dim])
     u = tf.random.stateless_uniform([], seed=fold(seed, _MIX))
     layer = tf.random.stateless_uniform([], seed=fold(seed, _MIX_LAYER), minval=1,
-                                        maxval=G.num_ws, dtype=tf.int32)
-    cutoff = tf.where(u < style_mixing_prob, layer, G.num_ws)
+                                        maxval=num_ws, dtype=tf.int32)
+    cutoff = tf.where(u < style_mixing_prob, layer, num_ws)
   noise = [global_normal(seed, _NOISE0 + i, global_n, shape[1:])
+           if resolution is None or shape[1] <= resolution else None
            for i, shape in enumerate(G.synthesis.noise_shapes)]
   labels = None
   if label_table is not None:
     labels = random_labels(seed, global_n, label_table)
-  return GeneratorInputs(z=z, z2=z2, cutoff=cutoff, noise=noise, labels=labels)
+  return GeneratorInputs(z=z, z2=z2, cutoff=cutoff, noise=noise, labels=labels,
+                         resolution=resolution)
 
 
 def random_labels(seed, global_n, label_table):
@@ -88,25 +97,27 @@ def pl_noise(seed, global_n, resolution, channels, scale):
   return global_normal(seed, _PL_NOISE, global_n, [resolution, resolution, channels]) * scale
 
 
-def mapping(G, inputs: GeneratorInputs, impl=None):
+def mapping(G, inputs: GeneratorInputs):
   """(ws [n, num_ws, w_dim] after style mixing, batch-mean w [w_dim] before mixing).
 
   The batch mean feeds the w_avg update, which the official G_main applies to the mapping
   output of every training call before mixing.
   """
-  ws = G.mapping(inputs.z, inputs.labels, impl=impl)
+  ws = G.mapping(inputs.z, inputs.labels)
   w_mean = tf.reduce_mean(tf.cast(ws[:, 0], tf.float32), axis=0)
   if inputs.z2 is not None:
-    ws2 = G.mapping(inputs.z2, inputs.labels, impl=impl)
+    ws2 = G.mapping(inputs.z2, inputs.labels)
     ws = G.mix_styles(ws, ws2, inputs.cutoff)
   return ws, w_mean
 
 
-def synthesis(G, ws, inputs: GeneratorInputs, impl=None):
-  return G.synthesis(ws, noise=inputs.noise, impl=impl)
+def synthesis(G, ws, inputs: GeneratorInputs):
+  if inputs.resolution is not None:
+    return G.synthesis(ws, noise=inputs.noise, resolution=inputs.resolution)
+  return G.synthesis(ws, noise=inputs.noise)
 
 
-def generate(G, inputs: GeneratorInputs, impl=None):
+def generate(G, inputs: GeneratorInputs):
   """(images [n, R, R, C], ws, batch-mean w)."""
-  ws, w_mean = mapping(G, inputs, impl)
-  return synthesis(G, ws, inputs, impl), ws, w_mean
+  ws, w_mean = mapping(G, inputs)
+  return synthesis(G, ws, inputs), ws, w_mean

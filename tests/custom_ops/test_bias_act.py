@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from sg2tf.custom_ops import _loader
 from sg2tf.custom_ops import activation_funcs, bias_act
-from sg2tf.custom_ops.bias_act import np_bias_act
 from tests import testutil
+from tests.custom_ops.np_ref import np_bias_act
 
 ACTS = sorted(activation_funcs)
 
@@ -21,10 +21,22 @@ class BiasActTest(tf.test.TestCase, parameterized.TestCase):
   def _x(self, shape=(2, 5, 3, 6), seed=0, scale=2.0):
     return (np.random.RandomState(seed).standard_normal(shape) * scale).astype(np.float32)
 
-  def test_defaults_match_the_table(self):
-    self.assertAlmostEqual(activation_funcs['lrelu'].def_alpha, 0.2)
-    self.assertAlmostEqual(activation_funcs['lrelu'].def_gain, math.sqrt(2))
-    self.assertAlmostEqual(activation_funcs['relu'].def_gain, math.sqrt(2))
+  def test_defaults_match_nvidias_table(self):
+    # NVIDIA's table (stylegan2-ada-pytorch bias_act.py), as a literal: act -> (alpha, gain).
+    s2 = math.sqrt(2)
+    nvidia = {'linear': (None, 1), 'relu': (None, s2), 'lrelu': (0.2, s2), 'tanh': (None, 1),
+              'sigmoid': (None, 1), 'elu': (None, 1), 'selu': (None, 1), 'softplus': (None, 1),
+              'swish': (None, s2)}
+    self.assertEqual(sorted(activation_funcs), sorted(nvidia))
+    for act, (alpha, gain) in nvidia.items():
+      self.assertAlmostEqual(activation_funcs[act].def_gain, gain, msg=act)
+      if alpha is not None:
+        self.assertAlmostEqual(activation_funcs[act].def_alpha, alpha, msg=act)
+    # The defaults reach the op: bias_act(x) of a positive x is x * gain for these.
+    x = tf.constant([[0.5, 2.0]])
+    for act in ('linear', 'relu', 'lrelu'):
+      self.assertAllClose(bias_act(x, act=act, impl='ref'), x * nvidia[act][1])
+    self.assertAllClose(bias_act(x, act='swish', impl='ref'), x * tf.sigmoid(x) * s2)
     self.assertEqual(sorted(s.index for s in activation_funcs.values()), list(range(9)))
 
   @parameterized.product(act=ACTS, bias=[False, True], clamp=[None, 0.7], axis=[-1, 1])

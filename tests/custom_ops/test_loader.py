@@ -1,11 +1,11 @@
-"""impl resolution: 'auto' falls back with ONE warning that says why; 'custom' raises."""
+"""Loading the library: 'auto' falls back with ONE warning that says why; 'custom' raises."""
 
 import os
 from unittest import mock
 
 import tensorflow as tf
 
-from sg2tf.custom_ops import _loader, bias_act, upfirdn2d
+from sg2tf.custom_ops import _loader, bias_act, policy, upfirdn2d
 
 
 class LoaderTest(tf.test.TestCase):
@@ -37,14 +37,14 @@ class LoaderTest(tf.test.TestCase):
     _loader._reset_for_tests()  # pylint: disable=protected-access
     err = build.BuildError('g++: internal compiler error (simulated)')
     with mock.patch.object(build, 'build', side_effect=err), \
-         mock.patch.object(build, 'library_dir', return_value=build.cache_root() / 'nonexistent'):
+         mock.patch.object(build, 'find_built', return_value=None):
       with self.assertLogs('absl', level='WARNING') as logs:
-        self.assertEqual(_loader.resolve_impl('auto'), 'ref')
+        self.assertEqual(policy.resolve_impl('auto'), 'ref')
     self.assertTrue(any('simulated' in r.getMessage() for r in logs.records))
 
   def test_unknown_impl(self):
     with self.assertRaisesRegex(ValueError, 'impl must be one of'):
-      _loader.resolve_impl('cuda')
+      policy.resolve_impl('cuda')
 
 
 if __name__ == '__main__':

@@ -9,29 +9,7 @@ from sg2tf.custom_ops import _loader
 from sg2tf.custom_ops import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
 from tests import testutil
 from tests.custom_ops.np_ref import np_upfirdn2d
-
-
-def _sweep(num=48, seed=1234):
-  """A seeded sample of the issue's sweep: up/down in {1,2,4}, filters 1-8 taps (separable,
-  2-D, asymmetric), positive/negative/asymmetric padding, flip, gain, odd sizes, N, C."""
-  rng = np.random.RandomState(seed)
-  cases = []
-  for i in range(num):
-    up = [int(rng.choice([1, 2, 4])), int(rng.choice([1, 2, 4]))]
-    down = [int(rng.choice([1, 2, 4])), int(rng.choice([1, 2, 4]))]
-    fh, fw = int(rng.randint(1, 9)), int(rng.randint(1, 9))
-    kind = ['separable', '2d', '2d-square'][i % 3]
-    h, w = int(rng.randint(3, 12)), int(rng.randint(3, 12))
-    pad = [int(rng.randint(-2, 5)) for _ in range(4)]
-    # Keep the output non-empty: the filter must fit in the padded, upsampled input.
-    pad[1] = max(pad[1], fw - w * up[0] - pad[0])
-    pad[3] = max(pad[3], fh - h * up[1] - pad[2])
-    cases.append(dict(
-        testcase_name=f'{i:02d}_{kind}_up{up[0]}{up[1]}_down{down[0]}{down[1]}_f{fh}x{fw}_p{"_".join(map(str, pad))}',
-        n=int(rng.choice([1, 3])), h=h, w=w, c=int(rng.choice([1, 5])), up=up, down=down,
-        fshape=(fw,) if kind == 'separable' else ((fh, fh) if kind == '2d-square' else (fh, fw)),
-        pad=pad, flip=bool(rng.randint(2)), gain=float(rng.choice([1.0, 2.5]))))
-  return cases
+from tests.custom_ops.sweeps import upfirdn2d_sweep
 
 
 class Upfirdn2dTest(tf.test.TestCase, parameterized.TestCase):
@@ -42,7 +20,7 @@ class Upfirdn2dTest(tf.test.TestCase, parameterized.TestCase):
     f = rng.standard_normal(fshape).astype(np.float32)
     return x, f
 
-  @parameterized.named_parameters(*_sweep())
+  @parameterized.named_parameters(*upfirdn2d_sweep())
   def test_ref_and_custom_match_numpy(self, n, h, w, c, up, down, fshape, pad, flip, gain):
     x, f = self._inputs(n, h, w, c, fshape)
     want = np_upfirdn2d(x, f, up, down, pad, flip, gain)

@@ -155,6 +155,18 @@ class DatasetToolTest(tf.test.TestCase, parameterized.TestCase):
                                     self.opts(resize=True, resolution=16))
     self.assertEqual(DatasetInfo.from_dir(out).resolution, 16)
 
+  def test_small_images_upscaled_with_a_warning(self):
+    self.make_images('src', n=3, size=(1, 1))
+    self.make_images('src2', n=2, size=(8, 8))
+    for i in range(2):
+      shutil.copy(self.tmp / 'src2' / f'img_{i}.png', self.tmp / 'src' / f'big_{i}.png')
+    with self.assertLogs('absl', 'WARNING') as logs:
+      out = create.create_from_images(self.tmp / 'ds', self.tmp / 'src',
+                                      self.opts(center_crop=True, resolution=8))
+    self.assertRegex('\n'.join(logs.output), r'3 of 5 images are smaller than 8x8 \(e.g. '
+                     r'.*img_0.png, 1x1\) and are upscaled')
+    self.assertEqual(DatasetInfo.from_dir(out).count, 5)
+
   def test_wrong_size_square_needs_resize(self):
     self.make_images('src', n=2, size=(12, 12))
     with self.assertRaisesRegex(DatasetError, r'12x12, not a power of two.*pass --resize'):

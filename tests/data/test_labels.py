@@ -57,6 +57,22 @@ class LabelsTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(DatasetError, 'all class indices'):
       labels_lib.to_matrix([1, 'cat'], 's')
 
+  def test_nan_and_garbage_labels(self):
+    with self.assertRaisesRegex(DatasetError, r's: 1 label rows hold NaN or Inf \(the first is '
+                                r'row 1: \[nan, 1.0\]\)'):
+      labels_lib.to_matrix([[0.5, 1.0], [float('nan'), 1.0]], 's')
+    with self.assertRaisesRegex(DatasetError, 'hold NaN or Inf'):
+      labels_lib.to_matrix([0.5, float('inf')], 's')
+    path = self.write('l.json', '{"a.png": [NaN, 1]}')  # Python's json reads NaN
+    with self.assertRaisesRegex(DatasetError, 'l.json: 1 label rows hold NaN'):
+      labels_lib.to_matrix(list(labels_lib.read_label_file(path).values()), path)
+    garbage = self.write('g.npy', 'not an array at all')
+    with self.assertRaisesRegex(DatasetError, r"--labels=.*g.npy: not a label array \(a .npy "
+                                r"file\); it is a text file \(starting 'not an array"):
+      labels_lib.from_npy(garbage, 2)
+    with self.assertRaisesRegex(DatasetError, r'--labels=.*l.json: cannot read it'):
+      labels_lib.read_label_file(self.write('l.json', '{garbage'))
+
   def test_match_labels(self):
     m = {'x.png': 1, 'y.png': 2, 'cat/z.png': 3}
     self.assertEqual(labels_lib.match_labels(m, ['d1/x.png', 'd2/y.png', 'top/cat/z.png'], 's'),

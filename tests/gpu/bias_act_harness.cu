@@ -1,32 +1,15 @@
 // C entry points around LaunchBiasAct so Python (ctypes + CuPy) can drive the CUDA kernel
-// without TensorFlow. Built together with bias_act_kernel.cu.cc by nvcc_util.
+// without TensorFlow. Built with bias_act_kernel.cu.cc by build_libs.py.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "harness_args.h"
 #include "kernels/bias_act_kernel.h"
 
 namespace {
-
-// args: size, channels, inner, act, grad, has_bias, has_xref, has_yref, has_dy.
-sg2tf::BiasActParams ParamsFrom(const int64_t* a, const float* f) {
-  sg2tf::BiasActParams p;
-  p.size = a[0];
-  p.channels = a[1];
-  p.inner = a[2];
-  p.act = static_cast<sg2tf::Act>(a[3]);
-  p.grad = static_cast<int>(a[4]);
-  p.has_bias = a[5] != 0;
-  p.has_xref = a[6] != 0;
-  p.has_yref = a[7] != 0;
-  p.has_dy = a[8] != 0;
-  p.alpha = f[0];
-  p.gain = f[1];
-  p.clamp = f[2];
-  return p;
-}
 
 template <typename T>
 cudaError_t Launch(const sg2tf::BiasActParams& p, const void* x, const void* b,
@@ -48,13 +31,13 @@ int sg2tf_bias_act_ref_kind(int act) {
   return static_cast<int>(sg2tf::ActRefOf(static_cast<sg2tf::Act>(act)));
 }
 
-// dtype: 0 float32, 1 float16, 2 bfloat16. args: see ParamsFrom; fargs: alpha, gain, clamp.
+// dtype: 0 float32, 1 float16, 2 bfloat16. args: see harness_args.h; fargs: alpha, gain, clamp.
 // Pointers are device pointers (null when absent). Returns a cudaError_t; queues the
 // kernel on `stream` without waiting.
 int sg2tf_bias_act_launch(int dtype, const int64_t* args, const float* fargs, const void* x,
                           const void* b, const void* xref, const void* yref, const void* dy,
                           void* y, void* stream) {
-  const sg2tf::BiasActParams p = ParamsFrom(args, fargs);
+  const sg2tf::BiasActParams p = sg2tf_harness::BiasActParamsFrom(args, fargs);
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
     case 0:

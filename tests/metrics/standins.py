@@ -171,10 +171,13 @@ def write_torch_state_dict(path, state, fmt='zip', extra_global=None):
         return pid + (None,) if fmt == 'legacy' else pid
       return None
 
+    class _Pickler(pickle.Pickler):
+      # A method, not an instance attribute: Python 3.13 made the C Pickler's read-only.
+      def persistent_id(self, obj):
+        return persistent_id(obj)
+
     buf = io.BytesIO()
-    pickler = pickle.Pickler(buf, protocol=2)
-    pickler.persistent_id = persistent_id
-    pickler.dump(tensors)
+    _Pickler(buf, protocol=2).dump(tensors)
   if fmt == 'zip':
     with zipfile.ZipFile(path, 'w') as zf:
       zf.writestr('archive/data.pkl', buf.getvalue())

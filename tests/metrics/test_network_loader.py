@@ -52,8 +52,8 @@ class NetworkLoaderTest(tf.test.TestCase):
                                     mapping_layers=1, mapping_dim=8, fmap_base=16, fmap_max=8)
     config_lib.write_config(config_lib.TrainConfig(
         run_dir=run, data=config_lib.DataConfig(data_dir='unused'), G=g_cfg))
-    G, G_ema = Generator(impl='ref', **g_cfg.kwargs()), Generator(impl='ref', **g_cfg.kwargs())
-    D = Discriminator(c_dim=2, img_resolution=8, fmap_base=16, fmap_max=8, impl='ref')
+    G, G_ema = Generator(**g_cfg.kwargs()), Generator(**g_cfg.kwargs())
+    D = Discriminator(c_dim=2, img_resolution=8, fmap_base=16, fmap_max=8)
     G_ema.mapping.w_avg.assign(np.arange(8, dtype=np.float32))
     step = tf.Variable(3, dtype=tf.int64)
     tf.train.CheckpointManager(tf.train.Checkpoint(G=G, D=D, G_ema=G_ema, step=step),

@@ -11,7 +11,7 @@ from tests import testutil
 
 def _generator(**kwargs):
   args = dict(z_dim=16, w_dim=16, mapping_dim=16, mapping_layers=2, img_resolution=16,
-              fmap_base=64, fmap_max=16, impl='ref')
+              fmap_base=64, fmap_max=16)
   args.update(kwargs)
   return Generator(**args)
 
@@ -98,7 +98,7 @@ class GeneratorTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_custom_equals_ref(self):
     testutil.custom_ops_or_skip(self)
-    D = Discriminator(img_resolution=16, fmap_base=64, fmap_max=16, impl='ref')
+    D = Discriminator(img_resolution=16, fmap_base=64, fmap_max=16)
     out = {}
     for impl in ('ref', 'custom'):
       with tf.GradientTape() as tape:

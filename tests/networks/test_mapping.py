@@ -7,7 +7,7 @@ from sg2tf.networks import MappingNetwork
 
 
 def _mapping(**kwargs):
-  args = dict(z_dim=8, w_dim=6, num_ws=5, num_layers=2, layer_dim=7, impl='ref')
+  args = dict(z_dim=8, w_dim=6, num_ws=5, num_layers=2, layer_dim=7)
   args.update(kwargs)
   net = MappingNetwork(**args)
   net.build()

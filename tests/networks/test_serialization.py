@@ -12,9 +12,9 @@ from sg2tf.networks import Discriminator, Generator, serialization
 def _nets():
   kw = dict(img_resolution=8, fmap_base=32, fmap_max=8)
   G = Generator(z_dim=8, w_dim=8, mapping_dim=8, mapping_layers=2, architecture='resnet',
-                impl='ref', **kw)
+                **kw)
   G_ema = Generator.from_config(G.get_config())
-  D = Discriminator(architecture='skip', impl='ref', **kw)
+  D = Discriminator(architecture='skip', **kw)
   G.mapping.w_avg.assign(np.arange(8, dtype=np.float32))  # Non-trainable state is saved too.
   return G, D, G_ema
 
@@ -37,7 +37,25 @@ class SerializationTest(tf.test.TestCase):
     img = G2(z, noise_mode='const')
     self.assertAllClose(img, G(z, noise_mode='const'))
     self.assertAllClose(D2(img), D(img))
-    self.assertEqual(serialization.load_networks(out, impl='auto')[0].impl, 'auto')
+    self.assertEqual(len(serialization.load_networks(out, impl='ref')), 3)  # still accepted
+
+  def test_saved_networks_record_nothing_about_the_machine(self):
+    G, D, G_ema = _nets()
+    out = os.path.join(self.get_temp_dir(), 'nets_machine')
+    serialization.save_networks(out, G, D, G_ema)
+    with open(os.path.join(out, 'networks.json')) as f:
+      saved = json.load(f)
+    self.assertNotIn('impl', saved['G'])
+    self.assertNotIn('impl', saved['D'])
+    self.assertNotIn('impl', json.dumps(G.get_config()) + json.dumps(D.get_config()))
+    # networks.json files of older sg2tf versions carry "impl": loading ignores it.
+    saved['G']['impl'], saved['D']['impl'] = 'custom', 'ref'
+    with open(os.path.join(out, 'networks.json'), 'w') as f:
+      json.dump(saved, f)
+    G2, D2, _ = serialization.load_networks(out)
+    z = np.random.RandomState(0).standard_normal([2, 8]).astype(np.float32)
+    self.assertAllClose(G2(z, noise_mode='const'), G(z, noise_mode='const'))
+    self.assertNotIn('impl', G2.get_config())
 
   def test_training_checkpoint_can_start_from_it(self):
     G, D, G_ema = _nets()
@@ -66,7 +84,7 @@ class CopyWeightsTest(tf.test.TestCase):
 
   def test_copy_and_mismatch(self):
     kw = dict(z_dim=8, w_dim=8, mapping_layers=2, mapping_dim=8, img_resolution=8,
-              img_channels=1, fmap_base=32, fmap_max=8, impl='ref')
+              img_channels=1, fmap_base=32, fmap_max=8)
     a, b = Generator(**kw), Generator(**kw)
     serialization.copy_weights(a, b, 'G')
     for x, y in zip(a.variables, b.variables):

@@ -10,7 +10,7 @@ from sg2tf.networks import SynthesisNetwork
 
 def _synthesis(resolution=16, architecture='skip', **kwargs):
   net = SynthesisNetwork(w_dim=8, img_resolution=resolution, img_channels=3, fmap_base=64,
-                         fmap_max=16, architecture=architecture, impl='ref', **kwargs)
+                         fmap_max=16, architecture=architecture, **kwargs)
   net.build()
   return net
 

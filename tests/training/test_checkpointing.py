@@ -1,4 +1,5 @@
-"""Checkpoints: a killed save leaves the previous checkpoint loadable; weight copying."""
+"""Checkpoints: a killed save leaves an intact checkpoint to resume from (the previous one,
+or the new one when its files were complete), found from the files themselves."""
 
 import os
 import shutil
@@ -48,7 +49,7 @@ def _restore(run_dir):
   v = tf.Variable(tf.zeros([4 << 20]))
   n = tf.Variable(0, dtype=tf.int64)
   ck = checkpointing.Checkpointer(run_dir, keep=2, v=v, n=n)
-  path = ck.latest
+  path = checkpointing.find_resume(run_dir).latest
   ck.restore(path)
   return path, int(n.numpy()), v.numpy()
 
@@ -68,10 +69,12 @@ class InterruptedSaveTest(tf.test.TestCase):
     _, err = proc.communicate(timeout=120)
     self.assertEqual(proc.returncode, -signal.SIGKILL, err[-3000:])
     files = os.listdir(os.path.join(run_dir, 'checkpoints'))
-    self.assertIn('ckpt-2.index', files)  # written, but never made the latest
+    self.assertIn('ckpt-2.index', files)  # written, but the state file never named it
+    self.assertIn('ckpt-1', open(os.path.join(run_dir, 'checkpoints', 'checkpoint')).read())
+    # Its files are complete (every tensor passes its checksum): it is the one to resume.
     path, n, v = _restore(run_dir)
-    self.assertEqual((os.path.basename(path), n), ('ckpt-1', 1))
-    self.assertAllEqual(v[:5], np.ones(5))
+    self.assertEqual((os.path.basename(path), n), ('ckpt-2', 2))
+    self.assertTrue(np.all(v == 2))
     shutil.rmtree(run_dir)
 
   def test_killed_at_random_moments(self):

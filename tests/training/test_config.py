@@ -84,6 +84,12 @@ class ResolveTest(tf.test.TestCase):
         (dict(resume='/nope/ckpt-1'), '--resume'),
         (dict(grid=(0, 3)), '--grid'),
         (dict(loss=config_lib.LossConfig(style_mixing_prob=2.0)), '--style_mixing'),
+        # A tick of <= 0 images would checkpoint every minibatch; inf gamma trains nothing.
+        (dict(tick_kimg=0.0), '--tick_kimg=0.0 must be > 0'),
+        (dict(tick_kimg=-1.0), '--tick_kimg=-1.0 must be > 0'),
+        (dict(loss=config_lib.LossConfig(r1_gamma=float('inf'))), '--gamma=inf must be a finite'),
+        (dict(loss=config_lib.LossConfig(r1_gamma=float('nan'))), '--gamma=nan must be a finite'),
+        (dict(optimizer=config_lib.OptimizerConfig(learning_rate=float('inf'))), '--lr=inf'),
     ]
     for kw, needle in cases:
       kw.setdefault('batch_size', 4)
@@ -105,13 +111,30 @@ class FlagsTest(tf.test.TestCase, parameterized.TestCase):
   def test_flagfiles_parse(self, name):
     cfg = parse([f'--flagfile={REPO / "configs" / name}', '--data_dir=/d', '--run_dir=/r'])
     self.assertEqual((cfg.data.data_dir, cfg.run_dir), ('/d', '/r'))
-    self.assertIn(cfg.cfg_name, ('config-b', 'config-c', 'config-d', 'config-e', 'config-f'))
+    self.assertIn(cfg.cfg_name, tuple(f'config-{c}' for c in 'abcdef'))
 
   def test_paper_settings(self):
     cfgs = {n: parse([f'--flagfile={REPO / "configs" / (n + ".flags")}', '--data_dir=/d',
-                      '--run_dir=/r']) for n in ('ffhq_b', 'ffhq_e', 'ffhq_f', 'church_f', 'car_f')}
+                      '--run_dir=/r']) for n in ('ffhq_a', 'ffhq_b', 'ffhq_c', 'ffhq_d', 'ffhq_e',
+                                                 'ffhq_f', 'church_f', 'car_f')}
     self.assertFalse(cfgs['ffhq_b'].loss.lazy_regularization)
     self.assertEqual(cfgs['ffhq_b'].loss.pl_weight, 0)
+    # Configs a-d as run_training.py sets them: growing from 8x8, lr 0.001, lazy regularisation
+    # off for a-b, path length off for a-c, the StyleGAN networks for a.
+    for n, lazy, pl in (('ffhq_a', False, 0), ('ffhq_b', False, 0), ('ffhq_c', True, 0),
+                        ('ffhq_d', True, 2)):
+      c = cfgs[n]
+      self.assertEqual((c.loss.lazy_regularization, c.loss.pl_weight, c.loss.r1_gamma),
+                       (lazy, pl, 10), n)
+      self.assertEqual((c.schedule.lod_initial_resolution, c.schedule.lod_training_kimg,
+                        c.schedule.lod_transition_kimg), (8, 600, 600), n)
+      self.assertEqual(dict(c.schedule.minibatch_dict), {8: 256, 16: 128, 32: 64, 64: 32}, n)
+      self.assertEqual(dict(c.schedule.lrate_dict),
+                       {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}, n)
+      self.assertEqual((c.optimizer.learning_rate, c.batch_size, c.G.fmap_base), (0.001, 32, 8192))
+      self.assertEqual((c.G.network, c.D.network), ('G_style', 'D_basic') if n == 'ffhq_a' else
+                       ('G_synthesis_stylegan_revised', 'D_stylegan'))
+    self.assertFalse(cfgs['ffhq_e'].schedule.growing)
     self.assertEqual((cfgs['ffhq_e'].loss.r1_gamma, cfgs['ffhq_e'].G.fmap_base), (100, 8192))
     f = cfgs['ffhq_f']
     self.assertEqual((f.loss.r1_gamma, f.G.fmap_base, f.data.mirror, f.total_kimg),
@@ -154,6 +177,11 @@ class TrainMainTest(tf.test.TestCase):
     proc = self.run_main('--data_dir=/d', f'--run_dir={run_dir}', '--no_such_flag=1')
     self.assertEqual(proc.returncode, 1)
     self.assertIn('no_such_flag', proc.stderr)
+    proc = self.run_main(f'--data_dir={tiny.make_dataset(os.path.join(self.get_temp_dir(), "d"), count=4, resolution=8)}',
+                         f'--run_dir={run_dir}', '--batch_size=4', '--gamma=inf')
+    self.assertEqual(proc.returncode, 1)
+    self.assertIn('--gamma=inf must be a finite number', proc.stderr)
+    self.assertFalse(os.path.exists(run_dir))
 
 
 if __name__ == '__main__':

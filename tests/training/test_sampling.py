@@ -30,7 +30,7 @@ class SamplingTest(tf.test.TestCase):
   def test_generate_updates_nothing_and_mixes(self):
     G = tiny_g()
     inputs = sampling.generator_inputs(G, tf.constant([1, 2], tf.int64), 2, 1.0)
-    ws, w_mean = sampling.mapping(G, inputs, 'ref')
+    ws, w_mean = sampling.mapping(G, inputs)
     ws1 = G.mapping(inputs.z, impl='ref')
     ws2 = G.mapping(inputs.z2, impl='ref')
     k = int(inputs.cutoff)

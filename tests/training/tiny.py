@@ -45,12 +45,22 @@ def tiny_config(run_dir, data_dir, resolution=16, batch_size=4, **overrides):
 
 def tiny_d(mbstd=2):
   return Discriminator(img_resolution=8, img_channels=1, fmap_base=32, fmap_max=8,
-                       mbstd_group_size=mbstd, impl='ref')
+                       mbstd_group_size=mbstd)
 
 
 def tiny_g():
   return Generator(z_dim=8, w_dim=8, mapping_layers=2, mapping_dim=8, img_resolution=8,
-                   img_channels=1, fmap_base=32, fmap_max=8, impl='ref')
+                   img_channels=1, fmap_base=32, fmap_max=8)
+
+
+def file_digests(folder):
+  """{relative path: sha256} of every file below folder (to prove nothing changed)."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  out = {}
+  for rel in list_files(folder):
+    with open(os.path.join(folder, rel), 'rb') as f:
+      out[rel] = hashlib.sha256(f.read()).hexdigest()
+  return out
 
 
 def list_files(folder):

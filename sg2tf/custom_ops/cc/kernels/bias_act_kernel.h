@@ -6,7 +6,8 @@
 #define SG2TF_CUSTOM_OPS_CC_KERNELS_BIAS_ACT_KERNEL_H_
 
 #include <cstdint>
-#include <functional>
+
+#include "kernels/parallel_for.h"
 
 #if defined(__CUDACC__) || GOOGLE_CUDA
 #include <cuda_bf16.h>
@@ -62,14 +63,9 @@ inline bool BiasActNeedsYref(const BiasActParams& p) {
   return p.grad > 0 && ActRefOf(p.act) == ActRef::kY;
 }
 
-// Runs fn(begin, end) over [0, total) in parallel; cost_per_unit is in CPU cycles (the
-// meaning of TF's ParallelFor, which the op kernel passes in).
-using ParallelForFn = std::function<void(int64_t total, int64_t cost_per_unit,
-                                         const std::function<void(int64_t, int64_t)>& fn)>;
-
 // CPU implementation on raw host pointers. T: float, Eigen::half or Eigen::bfloat16
-// (instantiated in bias_act_kernel.cc). b, xref, yref, dy may be null when absent (see the
-// has_* flags). y may alias x (in-place). If db is not null it also receives, in the same
+// (implemented in bias_act_cpu.h, instantiated in bias_act_kernel.cc). b, xref, yref, dy
+// may be null when absent (see the has_* flags). y may alias x (in-place). If db is not null it also receives, in the same
 // pass, the sum of y over every axis but `axis` ([channels] elements, accumulated in float
 // per shard and in double across shards): the bias gradient when y is a gradient (grad 1/2).
 // Returns false, writing nothing, when p is inconsistent (act/grad out of range, or a ref

@@ -11,6 +11,7 @@
 
 #include <functional>
 
+#include "kernels/tf_parallel_for.h"
 #include "kernels/upfirdn2d_cpu.h"
 
 #include "tensorflow/core/framework/op_kernel.h"
@@ -83,12 +84,7 @@ template <typename T>
 struct Upfirdn2dLaunch<CPUDevice, T> {
   void operator()(OpKernelContext* ctx, const Upfirdn2dParams& p, const T* x, const float* f,
                   T* y) {
-    auto* workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-    Upfirdn2dCpu<T>(p, x, f, y,
-                    [workers](int64_t total, int64_t cost,
-                              const std::function<void(int64_t, int64_t)>& work) {
-                      workers->ParallelFor(total, cost, work);
-                    });
+    Upfirdn2dCpu<T>(p, x, f, y, TfParallelFor(ctx));
   }
 };
 

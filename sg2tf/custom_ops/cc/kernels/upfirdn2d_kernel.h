@@ -5,7 +5,8 @@
 #define SG2TF_CUSTOM_OPS_CC_KERNELS_UPFIRDN2D_KERNEL_H_
 
 #include <cstdint>
-#include <functional>
+
+#include "kernels/parallel_for.h"
 
 #if defined(__CUDACC__)
 #define SG2TF_HOST_DEVICE __host__ __device__
@@ -76,10 +77,8 @@ SG2TF_HOST_DEVICE inline Upfirdn2dTapsT<I> Upfirdn2dAxisTaps(I o, I up, I down, 
   return {i, t, count};
 }
 
-// Runs work(begin, end) over [0, total) split across threads; cost_per_unit is a rough
-// cycle count per unit (TF's ParallelFor contract). A serial one is fine for tests.
-using Upfirdn2dParallelFor = std::function<void(
-    int64_t total, int64_t cost_per_unit, const std::function<void(int64_t, int64_t)>& work)>;
+// The parallel-for callback (parallel_for.h); the old name is kept as an alias.
+using Upfirdn2dParallelFor = ParallelForFn;
 
 // CPU: x and y as above, f in host memory. T is float, Eigen::half or Eigen::bfloat16
 // (implemented in upfirdn2d_cpu.h, instantiated in upfirdn2d_kernel.cc); float32 arithmetic.
