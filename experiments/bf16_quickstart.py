@@ -17,7 +17,7 @@ layout, brightness, contrast, variety). The two float32 seeds give the seed-to-s
 bfloat16 passes if its FD8 lies within that spread: |FD8_bf16 - mean_fp32| <= |FD8_s0 - FD8_s1|
 (or inside [min, max] of the two).
 
-  python experiments/bf16_quickstart.py [--threads 1]     # ~1 h on one core
+  python experiments/bf16_quickstart.py [--threads 1] [--kimg 12]   # ~1 h on one core
   python experiments/bf16_quickstart.py --report          # from existing run dirs
 """
 
@@ -63,7 +63,8 @@ def train(args):
     t, load = time.time(), os.getloadavg()[0]
     subprocess.run([sys.executable, str(REPO / 'train_main.py'),
                     f'--flagfile={REPO / "configs" / "quickstart.flags"}', f'--data_dir={data}',
-                    f'--run_dir={rd}', f'--precision={precision}', f'--seed={seed}'],
+                    f'--run_dir={rd}', f'--precision={precision}', f'--seed={seed}'] +
+                   ([f'--total_kimg={args.kimg}'] if args.kimg else []),
                    check=True, env=env, cwd=str(REPO))
     timings[f'{precision}_{seed}'] = {'sec': time.time() - t, 'load_before': load,
                                       'load_after': os.getloadavg()[0]}
@@ -159,6 +160,8 @@ def main():
   parser.add_argument('--work', default='/tmp/sg2tf_bf16_quickstart')
   parser.add_argument('--source', default=_source())
   parser.add_argument('--threads', type=int, default=1)
+  parser.add_argument('--kimg', type=float, default=None,
+                      help='training length (default: the quickstart\'s 12 kimg)')
   parser.add_argument('--report', action='store_true', help='only evaluate existing runs')
   args = parser.parse_args()
   os.makedirs(args.work, exist_ok=True)
