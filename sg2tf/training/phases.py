@@ -244,6 +244,8 @@ class Phases:
     return tf.nest.map_structure(lambda t: sampling.replica_rows(t, global_n), params)
 
   def _run_D(self, images, labels, aug):
+    # Chunks are sliced with a traced index: give D (growing D checks it) the static shape.
+    images = tf.ensure_shape(images, [None, self.res, self.res, self.G.img_channels])
     if self.augment is not None:
       images = self.augment(images, aug, tf.identity(self.augment_p))
     return self._disc(images, labels)

@@ -63,7 +63,7 @@ class TrainerAdaTest(tf.test.TestCase):
     super().tearDownClass()
 
   def config(self, name, total_kimg, **augment):
-    aug = dict(mode='ada', pipe='bgc', target=0.6, interval=4, kimg=0.1, p=0.5)
+    aug = dict(mode='ada', pipe='blit', target=0.6, interval=4, kimg=0.1, p=0.5)
     aug.update(augment)
     return tiny.tiny_config(os.path.join(self.root, name), self.data, resolution=8,
                             total_kimg=total_kimg, checkpoint_ticks=1,

@@ -92,7 +92,7 @@ class LowPrecisionTrainingTest(tf.test.TestCase):
       for precision in ('bfloat16', 'float16'):
         cfg = tiny.tiny_config(os.path.join(root, precision), data, resolution=8,
                                total_kimg=1.0, precision=precision, num_fp16_res=1,
-                               augment=config_lib.AugmentConfig(mode='fixed', pipe='bgc',
+                               augment=config_lib.AugmentConfig(mode='fixed', pipe='bg',
                                                                 p=0.5),
                                loss=dict(g_reg_interval=1, d_reg_interval=1))
         tr = loop.Trainer(cfg, distribute.make_strategy('default'))
@@ -111,7 +111,7 @@ class LowPrecisionTrainingTest(tf.test.TestCase):
 class MirroredAugmentTest(tf.test.TestCase):
 
   def test_two_replicas_with_augmentation_and_chunks_match_one_device(self):
-    # ADA (bgc) on every D input and chunks of 2 on each of 2 replicas (float32: the same
+    # ADA (blit: the pipeline's cost is tracing; its transforms are test_augment's) on every D input and chunks of 2 on each of 2 replicas (float32: the same
     # numbers up to summation order).
     root = tempfile.mkdtemp()
     try:
@@ -130,7 +130,7 @@ for name, devices, batch_gpu in (('one', None, None), ('two', ['/cpu:0', '/cpu:1
   cfg = tiny.tiny_config({root!r} + '/run_' + name, data, resolution=8, total_kimg=1,
                          batch_size=8, batch_gpu=batch_gpu,
                          loss=dict(g_reg_interval=2, d_reg_interval=2),
-                         augment=config_lib.AugmentConfig(mode='ada', pipe='bgc', p=0.5,
+                         augment=config_lib.AugmentConfig(mode='ada', pipe='blit', p=0.5,
                                                           interval=1, kimg=1.0))
   cfg = dataclasses.replace(cfg, D=dataclasses.replace(cfg.D, mbstd_group_size=1))
   strategy = (distribute.make_strategy('default') if devices is None else
