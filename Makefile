@@ -10,6 +10,9 @@ TF_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev
 export SG2TF_CACHE_DIR ?= $(CURDIR)/.build_cache
 export TF_CPP_MIN_LOG_LEVEL ?= 1
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): one per core, at most 4 (each loads TensorFlow). A test
+# class or module stays in one process (its set-up is shared).
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: venv ops test quickstart bench gpu-check clean
 
@@ -45,7 +48,7 @@ quickstart: venv
 # with SG2TF_DISABLE_CUSTOM_OPS=1) the suite runs on the reference ops.
 test: venv
 	$(PY) -m sg2tf.custom_ops.build --allow-missing-compiler
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist=loadscope $(PYTEST_ARGS)
 
 bench: ops
 	$(PY) bench/ops.py
