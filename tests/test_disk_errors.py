@@ -134,8 +134,8 @@ class DiskErrorsTest(tf.test.TestCase, parameterized.TestCase):
     kw = dict(latent_size=8, dlatent_size=8, mapping_fmaps=8, resolution=8, num_channels=1,
               fmap_base=32, fmap_max=8)
     G = Generator(z_dim=8, w_dim=8, mapping_dim=8, img_resolution=8, img_channels=1,
-                  fmap_base=32, fmap_max=8, impl='ref')
-    D = Discriminator(img_resolution=8, img_channels=1, fmap_base=32, fmap_max=8, impl='ref')
+                  fmap_base=32, fmap_max=8)
+    D = Discriminator(img_resolution=8, img_channels=1, fmap_base=32, fmap_max=8)
     tc.write_official_pickle(pkl, G, D, G, kw, dict(resolution=8, num_channels=1,
                                                       fmap_base=32, fmap_max=8))
     testutil.fill_filesystem(fs)
