@@ -69,7 +69,7 @@ class Trainer:
       files.check_writable(cfg.run_dir, 'the run directory (--run_dir)')
       self._lock = files.lock_dir(cfg.run_dir, 'run directory')
     else:
-      os.makedirs(cfg.run_dir, exist_ok=True)
+      files.makedirs(cfg.run_dir)
     try:
       self._build()
     except BaseException:
@@ -270,7 +270,7 @@ class Trainer:
                         f'newest intact one is {point.latest}); resume with --resume=latest '
                         '(the default) or choose a new --run_dir.')
     path = os.path.join(cfg.run_dir, config_lib.CONFIG_NAME)
-    if cfg.resume == 'latest' and os.path.isfile(path):
+    if cfg.resume == 'latest' and files.isfile(path):
       old = config_lib.read_config(cfg.run_dir)
       diffs = [f'{who}.{k}: {getattr(getattr(old, who), k)!r} -> {v!r}'
                for who in ('G', 'D') for k, v in dataclasses.asdict(getattr(cfg, who)).items()
@@ -464,9 +464,11 @@ class Trainer:
     self._tick_start_time = self._last_time = time.time()
 
   def _metadata(self):
-    return {'training': {'run_dir': os.path.abspath(self.cfg.run_dir),
-                         'nimg': int(self.nimg.numpy()), 'step': int(self.step.numpy()),
-                         'config': self.cfg.to_dict()}}
+    from sg2tf import export as export_lib  # pylint: disable=g-import-not-at-top
+    # Saved networks and exports travel: paths are reduced to their names (no machine paths).
+    return export_lib.portable_metadata(
+        {'training': {'run_dir': self.cfg.run_dir, 'nimg': int(self.nimg.numpy()),
+                      'step': int(self.step.numpy()), 'config': self.cfg.to_dict()}})
 
   def _check_weights_finite(self):
     for net, who in ((self.G, 'G'), (self.D, 'D'), (self.G_ema, 'G_ema')):
