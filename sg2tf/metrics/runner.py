@@ -103,6 +103,13 @@ class MetricResult:
     return d
 
 
+def result_names(metric: str) -> List[str]:
+  """The result names a metric reports (its TensorBoard tags are Metrics/<name>)."""
+  kind = METRICS[metric].kind
+  suffixes = {'is': ('_mean', '_std'), 'pr': ('_precision', '_recall')}.get(kind, ('',))
+  return [metric + s for s in suffixes]
+
+
 def check_metric_names(names: Sequence[str]) -> List[str]:
   names = [n.strip() for n in names if n.strip()]
   unknown = [n for n in names if n not in METRICS]

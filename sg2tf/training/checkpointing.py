@@ -111,7 +111,9 @@ def verify(prefix: str, names: Optional[List[str]] = None) -> Optional[str]:
   if missing:
     return f'{missing[0]} is missing'
   try:
-    dtypes = tf.train.load_checkpoint(prefix).get_variable_to_dtype_map()
+    # The reader itself, not tf.train.load_checkpoint: that one asks gfile.isdir(prefix),
+    # which TF's ram:// answers True for the prefix of any file.
+    dtypes = tf.compat.v1.train.NewCheckpointReader(prefix).get_variable_to_dtype_map()
   except Exception as e:  # pylint: disable=broad-except
     return f'{base}.index is damaged ({_first_line(e)})'
   for key in sorted(dtypes):

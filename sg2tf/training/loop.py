@@ -141,6 +141,7 @@ class Trainer:
                                                    chief=self.chief, worker_id=worker_id,
                                                    **trackables)
     self.monitor = monitoring.Monitor(cfg.run_dir, chief=self.chief)
+    self.monitor.config(cfg.to_dict(), self._metric_tags())
     self.stats = monitoring.TickStats()
     self.phase_totals = {}  # phase -> [seconds, calls] over the whole run (benchmarks)
     self._grid_fn = tf.function(self._grid_batch, reduce_retracing=True)
@@ -151,6 +152,14 @@ class Trainer:
       config_lib.write_config(cfg)
 
   # ------------------------------------------------------------------ set-up
+
+  def _metric_tags(self):
+    """The scalars the HParams tab compares runs by: losses, and the metrics' results."""
+    tags = ['Loss/G/loss', 'Loss/D/loss', 'Timing/sec_per_kimg']
+    if self.cfg.metrics:
+      from sg2tf.metrics import runner  # pylint: disable=g-import-not-at-top
+      tags += [f'Metrics/{r}' for m in self.cfg.metrics for r in runner.result_names(m)]
+    return tags
 
   def _make_iterator(self, sched):
     """The input pipeline at the schedule's resolution and global minibatch."""
@@ -184,7 +193,8 @@ class Trainer:
     if not (self.growing and path):
       return self._schedule_at(0)
     try:
-      lod = float(tf.train.load_variable(path, 'lod/.ATTRIBUTES/VARIABLE_VALUE'))
+      lod = float(tf.compat.v1.train.NewCheckpointReader(path).get_tensor(
+          'lod/.ATTRIBUTES/VARIABLE_VALUE'))
     except (tf.errors.NotFoundError, ValueError):
       raise ConfigError(f'checkpoint {path} has no progressive-growing state (lod): it was not '
                         'written by a growing run. Resume it with the same --cfg and growing '

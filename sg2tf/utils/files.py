@@ -112,21 +112,38 @@ def abspath(path) -> str:
   return path if is_remote(path) else os.path.abspath(_local(path))
 
 
+def _listed(path: str) -> bool:
+  """Whether a remote path is an entry of its parent's listing. Needed because TF's ram://
+  reports every name prefix of a file as an existing directory (`ram://d/ckpt-4` when only
+  `ram://d/ckpt-4.index` exists); object stores' implied folders are listed, so it holds."""
+  parent, name = os.path.split(path.rstrip('/'))
+  if not name or parent.endswith(':/'):  # the filesystem's root
+    return True
+  try:
+    return name in listdir(parent)
+  except Exception:  # pylint: disable=broad-except
+    return False
+
+
 def exists(path) -> bool:
   path = os.fspath(path)
-  return _gfile().exists(path) if is_remote(path) else os.path.exists(_local(path))
+  if is_remote(path):
+    return _gfile().exists(path) and _listed(path)
+  return os.path.exists(_local(path))
 
 
 def isdir(path) -> bool:
   path = os.fspath(path)
-  return _gfile().isdir(path) if is_remote(path) else os.path.isdir(_local(path))
+  if is_remote(path):
+    return _gfile().isdir(path) and _listed(path)
+  return os.path.isdir(_local(path))
 
 
 def isfile(path) -> bool:
   path = os.fspath(path)
   if is_remote(path):
     g = _gfile()
-    return g.exists(path) and not g.isdir(path)
+    return g.exists(path) and not g.isdir(path) and _listed(path)
   return os.path.isfile(_local(path))
 
 
