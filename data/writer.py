@@ -147,7 +147,7 @@ class DatasetWriter:
         'files': entries,
     }
     with fs.open_file(os.path.join(self.tmp_dir, MANIFEST_NAME), 'w') as f:
-      f.write(json.dumps(info, indent=1))
+      json.dump(info, f, indent=1)
     move_into_place(self.tmp_dir, self.tfrecord_dir, self.overwrite)
     self._done = True
     logging.info('Wrote %d images (%dx%d, %d channel(s), label_dim %d) to %s.', self.count,
