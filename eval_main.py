@@ -35,9 +35,11 @@ def run(config: sg2tf_flags.EvalConfig) -> int:
   from sg2tf.metrics import runner  # pylint: disable=g-import-not-at-top
   from sg2tf import custom_ops  # pylint: disable=g-import-not-at-top
   from sg2tf import selfcheck  # pylint: disable=g-import-not-at-top
+  from sg2tf.utils import files  # pylint: disable=g-import-not-at-top
 
   expected = (ValueError, network_loader.NetworkLoadError, feature_files.FeatureFileMissingError,
-              real_data.RealDataError, FileNotFoundError, custom_ops.CustomOpUnavailableError)
+              real_data.RealDataError, FileNotFoundError, custom_ops.CustomOpUnavailableError,
+              files.DownloadError)
   try:
     # Custom / fused paths are trusted only after matching the reference here (cached).
     selfcheck.ensure_trusted('evaluation')

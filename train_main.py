@@ -51,7 +51,8 @@ def main(argv):
   try:
     loop.train(cfg, strategy)
   except (loop.ConfigError, dataset_info.DatasetError, loop.NonFiniteLossError,
-          checkpointing.CheckpointDamagedError, custom_ops.CustomOpUnavailableError) as e:
+          checkpointing.CheckpointDamagedError, custom_ops.CustomOpUnavailableError,
+          files.DownloadError) as e:
     return _fail(e, 2)
   except (files.DiskWriteError, files.DirectoryLockedError) as e:
     return _fail(e, 1)

@@ -1,41 +1,45 @@
-"""Output folders that appear only when complete (no TensorFlow here: imported early)."""
+"""Output folders that appear only when complete (no TensorFlow here: imported early).
+
+Paths may be TensorFlow filesystem paths (gs://, ram://); sg2tf.utils.files says where the
+rename that commits a folder is atomic and where (object stores) it is not.
+"""
 
 import os
-import shutil
 import uuid
 
 from sg2tf.dataset_info import DatasetError
+from sg2tf.utils import files
 
 
 def check_target(path: str, overwrite: bool) -> None:
   """Fails early when writing `path` would clobber something."""
-  if os.path.exists(path) and not os.path.isdir(path):
+  if files.exists(path) and not files.isdir(path):
     raise DatasetError(f'{path} exists and is a file; choose a directory name.')
-  if os.path.isdir(path) and os.listdir(path) and not overwrite:
+  if files.isdir(path) and files.listdir(path) and not overwrite:
     raise DatasetError(f'{path} exists and is not empty; choose another directory or pass '
                        f'--overwrite to replace it.')
 
 
 def make_partial_dir(path: str) -> str:
   """A hidden sibling `.<name>.partial-<pid>-<random>` to build `path` in."""
-  parent = os.path.dirname(os.path.abspath(path))
-  os.makedirs(parent, exist_ok=True)
+  parent = os.path.dirname(files.abspath(path).rstrip('/'))
+  files.makedirs(parent)
   tmp = os.path.join(parent, f'.{os.path.basename(os.path.normpath(path))}.partial-'
                              f'{os.getpid()}-{uuid.uuid4().hex[:8]}')
-  os.makedirs(tmp)
+  files.makedirs(tmp)
   return tmp
 
 
 def move_into_place(tmp: str, path: str, overwrite: bool) -> None:
   """Renames the finished folder `tmp` to `path`, replacing an old one if allowed."""
   old = None
-  if os.path.isdir(path):
-    if os.listdir(path):
+  if files.isdir(path):
+    if files.listdir(path):
       check_target(path, overwrite)  # Something may have appeared meanwhile.
       old = f'{tmp}.old'
-      os.rename(path, old)
+      files.rename(path, old)
     else:
-      os.rmdir(path)
-  os.rename(tmp, path)
+      files.rmtree(path)
+  files.rename(tmp, path)
   if old is not None:
-    shutil.rmtree(old, ignore_errors=True)
+    files.rmtree(old)

@@ -11,7 +11,6 @@ import datetime
 import hashlib
 import json
 import os
-import shutil
 from typing import List, Optional
 
 from absl import logging
@@ -26,6 +25,7 @@ from data.levels import num_levels
 from sg2tf.dataset_info import DatasetError
 from sg2tf.dataset_info import MANIFEST_NAME
 from sg2tf.utils import files
+from sg2tf.utils import files as fs  # `files` is a local name in _commit
 from sg2tf.utils.files import sha256_file
 
 TOOL_VERSION = 1
@@ -55,7 +55,9 @@ class DatasetWriter:
       raise DatasetError(f'resolution {resolution} is not a power of two >= 4.')
     if channels not in (1, 3):
       raise DatasetError(f'channels must be 1 or 3, got {channels}.')
-    self.tfrecord_dir = os.path.normpath(os.fspath(tfrecord_dir))
+    self.tfrecord_dir = os.fspath(tfrecord_dir).rstrip('/')
+    if not files.is_remote(self.tfrecord_dir):
+      self.tfrecord_dir = os.path.normpath(self.tfrecord_dir)
     check_target(self.tfrecord_dir, overwrite)
     self.overwrite = overwrite
     self.name = os.path.basename(self.tfrecord_dir)
@@ -120,13 +122,13 @@ class DatasetWriter:
         raise ValueError(f'labels {labels.shape} for {self.count} images')
       label_dim = labels.shape[1]
       fname = f'{self.name}-rxx.labels'
-      with open(os.path.join(self.tmp_dir, fname), 'wb') as f:
+      with fs.open_file(os.path.join(self.tmp_dir, fname), 'wb') as f:
         np.save(f, labels)
       files.append(fname)
     entries = {}
     for fname in files:
       path = os.path.join(self.tmp_dir, fname)
-      entries[fname] = {'bytes': os.path.getsize(path), 'sha256': sha256_file(path)}
+      entries[fname] = {'bytes': fs.getsize(path), 'sha256': sha256_file(path)}
     digest = hashlib.sha256(''.join(f'{n}:{e["sha256"]}\n' for n, e in sorted(
         entries.items())).encode()).hexdigest()
     info = {
@@ -144,7 +146,7 @@ class DatasetWriter:
         'hash': digest,
         'files': entries,
     }
-    with open(os.path.join(self.tmp_dir, MANIFEST_NAME), 'w', encoding='utf-8') as f:
+    with fs.open_file(os.path.join(self.tmp_dir, MANIFEST_NAME), 'w') as f:
       json.dump(info, f, indent=1)
     move_into_place(self.tmp_dir, self.tfrecord_dir, self.overwrite)
     self._done = True
@@ -159,7 +161,7 @@ class DatasetWriter:
     except Exception:  # pylint: disable=broad-except
       pass  # The partial folder goes anyway; the caller reports the original error.
     finally:
-      shutil.rmtree(self.tmp_dir, ignore_errors=True)
+      fs.rmtree(self.tmp_dir)
     self._done = True
 
   def __enter__(self):

@@ -77,14 +77,14 @@ def _fail(path, msg):
 def read_pickle(path):
   """(G, D, Gs) as passive stubs (attributes: name, static_kwargs, components, variables...)."""
   path = os.fspath(path)
-  if not os.path.isfile(path):
+  if not files.isfile(path):
     raise FileNotFoundError(f'{path}: no such file (expected an official StyleGAN2 .pkl)')
   head = safe_pickle.read_head(path)
   if not safe_pickle.is_pickle(head):
     _fail(path, f'not a network pickle: it is {safe_pickle.describe_content(head)}. Official '
                 'StyleGAN2 networks are pickles such as stylegan2-ffhq-config-f.pkl.')
   try:
-    with open(path, 'rb') as f:
+    with files.open_file(path, 'rb') as f:
       obj = safe_pickle.load(f, _ALLOWED_GLOBALS, what=path)
   except safe_pickle.UnsafePickleError as e:
     _fail(path, f'refused to load: {e}. Only official StyleGAN2 network pickles (numpy arrays '
@@ -414,6 +414,8 @@ def load_official_pkl(path, impl='auto'):
   """
   policy.check_impl(impl)
   path = os.fspath(path)
+  if files.is_url(path):  # downloaded once, verified, then read like any local pickle
+    path = files.fetch_url(path, what='network pickle')
   g_stub, d_stub, gs_stub = read_pickle(path)
   g_cls, g_map, kwargs_fn = _generator_importer(path, g_stub)
   g_kwargs, broadcast = kwargs_fn(g_stub)
@@ -486,9 +488,11 @@ def _discriminator_importer(path, d_stub):
 def convert(pkl, out, impl='auto', overwrite=False):
   """Writes a native network directory (see sg2tf.networks.serialization) from a pickle."""
   from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
+  source = pkl if files.is_url(pkl) else os.path.abspath(pkl)
+  if files.is_url(pkl):
+    pkl = files.fetch_url(pkl, what='network pickle')
   G, D, G_ema = load_official_pkl(pkl, impl=impl)
-  meta = {'source': {'official_pkl': os.path.abspath(pkl),
-                     'sha256': files.sha256_file(pkl)}}
+  meta = {'source': {'official_pkl': source, 'sha256': files.sha256_file(pkl)}}
   return serialization.save_networks(out, G, D, G_ema, metadata=meta, overwrite=overwrite)
 
 
@@ -502,7 +506,7 @@ def main(argv):
   try:
     with policy.implementation(f.impl):
       out = convert(f.pkl, f.out, impl=f.impl, overwrite=f.overwrite)
-  except files.DiskWriteError as e:  # one line: what could not be written, where, free space
+  except (files.DiskWriteError, files.DownloadError) as e:  # one line: what, where, why
     raise SystemExit(f'error: {e}') from None
   except (OfficialPickleError, FileNotFoundError, FileExistsError) as e:
     raise app.UsageError(str(e)) from None
@@ -512,7 +516,8 @@ def main(argv):
 
 def _define_flags():
   from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string('pkl', None, 'Official StyleGAN2 network pickle (G, D, Gs).')
+  flags.DEFINE_string('pkl', None, 'Official StyleGAN2 network pickle (G, D, Gs): a path or '
+                      'an http(s) URL[#sha256=HEX], downloaded once into the cache.')
   flags.DEFINE_string('out', None, 'Output directory for the native checkpoint + networks.json.')
   flags.DEFINE_enum('impl', 'auto', ['auto', 'custom', 'ref'],
                     'Op implementation while converting (sg2tf.custom_ops.implementation); '

@@ -25,6 +25,7 @@ from typing import Dict, Mapping, Optional
 import numpy as np
 
 from sg2tf.tool_util import sha256_file
+from sg2tf.utils import files as fs
 
 MANIFEST_NAME = 'manifest.json'
 _TFRECORD_RE = re.compile(r'^(?P<name>.*)-r(?P<log2>\d\d)\.tfrecords$')
@@ -73,9 +74,9 @@ def scan_records(path: str) -> int:
   the end of the file, which catches truncation and most corruption in O(records) small reads.
   Data CRCs are checked by TensorFlow when the records are read.
   """
-  size = os.path.getsize(path)
+  size = fs.getsize(path)
   count, offset = 0, 0
-  with open(path, 'rb') as f:
+  with fs.open_file(path, 'rb') as f:
     whole = f.read() if size <= _READ_WHOLE_BYTES else None
     while offset < size:
       if size - offset < _HEADER.size:
@@ -98,7 +99,7 @@ def scan_records(path: str) -> int:
 
 
 def read_first_record(path: str) -> bytes:
-  with open(path, 'rb') as f:
+  with fs.open_file(path, 'rb') as f:
     header = f.read(_HEADER.size)
     if len(header) < _HEADER.size:
       raise _corrupt(path, 'no complete record (empty or cut short)')
@@ -258,12 +259,12 @@ class DatasetInfo:
   def from_dir(cls, tfrecord_dir: str) -> 'DatasetInfo':
     """Inspects a dataset directory; raises DatasetError when it is not a usable dataset."""
     tfrecord_dir = os.fspath(tfrecord_dir)
-    if not os.path.isdir(tfrecord_dir):
-      what = 'is not a directory' if os.path.exists(tfrecord_dir) else 'does not exist'
+    if not fs.isdir(tfrecord_dir):
+      what = 'is not a directory' if fs.exists(tfrecord_dir) else 'does not exist'
       raise DatasetError(f'dataset directory {tfrecord_dir} {what}; create one with '
                          f'`python data/dataset_tool.py create_from_images {tfrecord_dir} '
                          f'<image_dir>`.')
-    names = sorted(n for n in os.listdir(tfrecord_dir) if n.endswith('.tfrecords'))
+    names = sorted(n for n in fs.listdir(tfrecord_dir) if n.endswith('.tfrecords'))
     if not names:
       raise DatasetError(f'{tfrecord_dir}: no *.tfrecords files (expected <name>-rNN.tfrecords '
                          f'as written by data/dataset_tool.py or NVIDIA\'s dataset_tool.py).')
@@ -294,10 +295,9 @@ class DatasetInfo:
 
     manifest = None
     manifest_path = os.path.join(tfrecord_dir, MANIFEST_NAME)
-    if os.path.isfile(manifest_path):
+    if fs.isfile(manifest_path):
       try:
-        with open(manifest_path, encoding='utf-8') as f:
-          manifest = json.load(f)
+        manifest = fs.read_json(manifest_path)
       except (OSError, ValueError) as e:
         raise DatasetError(f'{manifest_path}: unreadable manifest ({e}); delete it or re-create '
                            f'the dataset.') from None
@@ -310,9 +310,9 @@ class DatasetInfo:
       _manifest_mismatch(tfrecord_dir, manifest['count'], files, count)
 
     labels_path = os.path.join(tfrecord_dir, f'{name}-rxx.labels')
-    if not os.path.isfile(labels_path):
+    if not fs.isfile(labels_path):
       # NVIDIA's reader takes any *.labels file in the directory.
-      others = sorted(n for n in os.listdir(tfrecord_dir) if n.endswith('.labels'))
+      others = sorted(n for n in fs.listdir(tfrecord_dir) if n.endswith('.labels'))
       labels_path = os.path.join(tfrecord_dir, others[0]) if others else None
     label_dim = 0
     if labels_path is not None:
@@ -350,7 +350,7 @@ class DatasetInfo:
     if self.manifest is not None:
       for fname, entry in self.manifest.get('files', {}).items():
         path = os.path.join(self.tfrecord_dir, fname)
-        if not os.path.isfile(path):
+        if not fs.isfile(path):
           raise DatasetError(f'{path}: listed in {MANIFEST_NAME} but missing.')
         if sha256_file(path) != entry.get('sha256'):
           raise DatasetError(f'{path}: sha256 differs from {MANIFEST_NAME}; the file was '

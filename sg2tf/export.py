@@ -1,7 +1,16 @@
 """Exports a generator as a portable TensorFlow SavedModel (and optionally a .keras file).
 
-    python -m sg2tf.export --network=<run dir | checkpoint | network dir | .pkl> --out=<dir>
-        [--noise_mode=const] [--truncation_cutoff=N] [--keras] [--overwrite]
+    python -m sg2tf.export --network=<run dir | checkpoint | network dir | .pkl | URL> \
+        --out=<model dir> [--version=N] [--noise_mode=const] [--truncation_cutoff=N] [--keras]
+        [--overwrite]
+
+Layout: TF Serving's `<model dir>/<version>/saved_model.pb`. `--version=N` picks the version
+(a non-negative integer); the default `next` is one more than the highest version already in
+`--out` (1 in an empty one), so exporting again adds a version that TF Serving picks up;
+`--version=none` writes the SavedModel into `--out` itself (the layout before versions; what
+`export_generator` does when called without `version`). Any path may be a TensorFlow
+filesystem path (gs://..., see sg2tf.utils.files); the export records no absolute paths
+(paths in the metadata are reduced to their last component).
 
 The SavedModel holds G_ema traced with the pure-TensorFlow reference ops (impl='ref') and the
 non-fused modulated convolution, so it contains only standard TF ops: it loads with
@@ -41,6 +50,8 @@ from absl import logging
 from sg2tf.utils import files
 
 FORMAT = 'sg2tf.saved_model'
+NEXT_VERSION = 'next'
+NO_VERSION = 'none'
 VERSION = 1
 INFO_FILE = 'export_info.json'
 KERAS_FILE = 'generator.keras'
@@ -94,10 +105,48 @@ def _module(G, noise_mode: str, truncation_cutoff: Optional[int]):
   return module
 
 
+def portable_metadata(obj):
+  """obj with every absolute path (local, ~, or a TensorFlow filesystem path) reduced to its
+  last component, so an export does not record the machine it was made on."""
+  if isinstance(obj, dict):
+    return {k: portable_metadata(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [portable_metadata(v) for v in obj]
+  if isinstance(obj, str) and not files.is_url(obj) and (
+      os.path.isabs(obj) or obj.startswith('~') or files.is_remote(obj)):
+    return os.path.basename(obj.rstrip('/')) or obj
+  return obj
+
+
+def versions(model_dir: str):
+  """The integer version folders of a TF Serving model directory, ascending."""
+  if not files.isdir(model_dir):
+    return []
+  return sorted(int(n) for n in files.listdir(model_dir) if n.isdigit())
+
+
+def version_dir(model_dir: str, version) -> str:
+  """Where `--version` puts the SavedModel: <model_dir>/<N>, or model_dir itself ('none')."""
+  text = str(version).strip().lower()
+  if text == NO_VERSION:
+    return model_dir
+  if text == NEXT_VERSION:
+    if files.isfile(os.path.join(model_dir, 'saved_model.pb')):
+      raise FileExistsError(f'--out={model_dir} holds a SavedModel itself (exported with '
+                            '--version=none); choose another --out for versioned exports.')
+    return os.path.join(model_dir, str((versions(model_dir) or [0])[-1] + 1))
+  if not text.isdigit():
+    raise ValueError(f'--version={version}: use a non-negative integer, next (one more than '
+                     f'the highest in --out) or none (no version folder).')
+  return os.path.join(model_dir, str(int(text)))
+
+
 def export_generator(G, out_dir: str, noise_mode: str = 'const',
                      truncation_cutoff: Optional[int] = None, keras_file: bool = False,
-                     overwrite: bool = False, metadata: Optional[dict] = None) -> str:
-  """Writes G (a sg2tf Generator, e.g. G_ema) as a portable SavedModel; returns out_dir.
+                     overwrite: bool = False, metadata: Optional[dict] = None,
+                     version=None) -> str:
+  """Writes G (a sg2tf Generator, e.g. G_ema) as a portable SavedModel; returns the folder
+  holding saved_model.pb: out_dir, or out_dir/<N> with `version` (N, 'next' or 'none').
 
   Call it outside any tf.distribute strategy scope. Raises FileExistsError if out_dir exists
   and is not empty (unless overwrite), ValueError for bad arguments; a failed export leaves
@@ -111,12 +160,14 @@ def export_generator(G, out_dir: str, noise_mode: str = 'const',
   if truncation_cutoff is not None and not 0 <= int(truncation_cutoff) <= G.num_ws:
     raise ValueError(f'--truncation_cutoff={truncation_cutoff}: must be in 0..{G.num_ws} (the '
                      f'network has {G.num_ws} w layers).')
-  out_dir = os.path.abspath(os.fspath(out_dir))
-  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+  out_dir = files.abspath(out_dir)
+  if files.exists(out_dir) and not files.isdir(out_dir):
     raise FileExistsError(f'--out={out_dir} is a file; choose a directory.')
-  if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
+  if version is not None:
+    out_dir = version_dir(out_dir, version)
+  if files.isdir(out_dir) and files.listdir(out_dir) and not overwrite:
     raise FileExistsError(f'--out={out_dir} exists and is not empty; choose another directory '
-                          f'or pass --overwrite.')
+                          f'{"or version " if version is not None else ""}or pass --overwrite.')
   G_ref = rebuild_with_ref_ops(G)
   module = _module(G_ref, noise_mode, truncation_cutoff)
   # Hidden temporary directory, renamed when complete; modes follow the umask.
@@ -136,11 +187,12 @@ def export_generator(G, out_dir: str, noise_mode: str = 'const',
             'mapping': f'({inputs}) -> w [N, num_ws, w_dim]',
             'synthesis': '(w [N, num_ws, w_dim]) -> images, images_uint8'},
         'keras_file': KERAS_FILE if keras_file else None}
-    info.update(metadata or {})
-    with open(os.path.join(d.tmp, INFO_FILE), 'w', encoding='utf-8') as f:
-      json.dump(info, f, indent=1)
+    info.update(portable_metadata(metadata or {}))
+    with files.open_file(os.path.join(d.tmp, INFO_FILE), 'w') as f:
+      f.write(json.dumps(info, indent=1))
     if keras_file:
-      G_ref.save(os.path.join(d.tmp, KERAS_FILE))
+      # Keras writes a zip through Python's own files: local temporary, then copied.
+      files.atomic_write(os.path.join(d.tmp, KERAS_FILE), G_ref.save, what='Keras file')
   logging.info('Exported SavedModel %s (signatures serving_default, generate, mapping, '
                'synthesis; noise %s).', out_dir, noise_mode)
   return out_dir
@@ -167,7 +219,7 @@ def export_network(network: str, out_dir: str, **kwargs) -> str:
     G = network_loader.load_generator(network, impl='ref', allow_conditional=True)
   if not hasattr(G, 'get_config') or not hasattr(G, 'num_ws'):
     raise ValueError(f'--network={network}: not an sg2tf Generator; cannot export it.')
-  metadata = {'source_network': os.path.abspath(network)}
+  metadata = {'source_network': network}
   return export_generator(G, out_dir, metadata=metadata, **kwargs)
 
 
@@ -178,7 +230,11 @@ def _define_flags():
   flags.DEFINE_string('network', None, 'Network to export: a training run directory (latest '
                       'checkpoint), a checkpoint prefix, an sg2tf network directory or an '
                       'official StyleGAN2 .pkl.')
-  flags.DEFINE_string('out', None, 'Output directory of the SavedModel.')
+  flags.DEFINE_string('out', None, 'Model directory: the SavedModel goes to <out>/<version>/ '
+                      '(TF Serving layout). Any TensorFlow filesystem path.')
+  flags.DEFINE_string('version', NEXT_VERSION, 'Version folder under --out: a non-negative '
+                      'integer, next (one more than the highest there, 1 if none) or none (the '
+                      'SavedModel directly in --out).')
   flags.DEFINE_enum('noise_mode', 'const', list(NOISE_MODES),
                     'Noise inputs of the exported model: const (stored buffers, deterministic), '
                     'random (fresh each call) or none.')
@@ -199,7 +255,7 @@ def main(argv):
     tool_util.check_network_path(FLAGS.network)
     path = export_network(FLAGS.network, FLAGS.out, noise_mode=FLAGS.noise_mode,
                           truncation_cutoff=FLAGS.truncation_cutoff, keras_file=FLAGS.keras,
-                          overwrite=FLAGS.overwrite)
+                          overwrite=FLAGS.overwrite, version=FLAGS.version)
   except tool_util.expected_errors() as e:
     tool_util.exit_with_error(e)
   print(f'Exported {path}')

@@ -22,8 +22,9 @@ def define_eval_flags(flag_values=FLAGS):
     return
   kw = dict(flag_values=fv)
   flags.DEFINE_string('network', None,
-                      'Network to evaluate: an official StyleGAN2 .pkl, an sg2tf network '
-                      'directory, a training run directory or a training checkpoint.', **kw)
+                      'Network to evaluate: an official StyleGAN2 .pkl (a path or an http(s) '
+                      'URL[#sha256=HEX]), an sg2tf network directory, a training run directory '
+                      'or a training checkpoint.', **kw)
   flags.DEFINE_string('data', None,
                       'TFRecord dataset directory (<name>-rNN.tfrecords) for the real images; '
                       'the highest resolution is used. Not needed by is50k and ppl_*.', **kw)
@@ -228,7 +229,8 @@ def define_train_flags(flag_values=FLAGS):
                       'none: start a new training (refused while an intact checkpoint exists; '
                       'damaged ones are moved aside); or a checkpoint prefix.', **kw)
   flags.DEFINE_string('resume_pkl', None, 'Official StyleGAN2 pickle to fine-tune from (when '
-                      'no checkpoint is resumed).', **kw)
+                      'no checkpoint is resumed): a path or an http(s) URL[#sha256=HEX], '
+                      'downloaded once into the cache.', **kw)
   flags.DEFINE_bool('exact_data_resume', True, 'Checkpoint the input pipeline too (its shuffle '
                     'buffer: up to --shuffle_mb per checkpoint) so a resumed run sees the same '
                     'images; off: the data order restarts.', **kw)

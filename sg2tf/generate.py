@@ -1,7 +1,9 @@
 """Images from seeds, style-mixing figures, truncation sweeps and latent interpolations.
 
-    python -m sg2tf.generate --network=<run dir | checkpoint | network dir | .pkl> --outdir=out \
+    python -m sg2tf.generate --network=<run dir | checkpoint | network dir | .pkl | URL |
+                                       exported SavedModel> --outdir=out \
         [--seeds=0-9] [--trunc=1.0] [--noise_mode=const] [--class_idx=N]
+        [--projected_w=projected_w.npy]                (a projector output)
         [--style_mixing_rows=85,100,75 --style_mixing_cols=55,821,1789 --style_mixing_styles=0-6]
         [--truncation_sweep=-1,-0.5,0,0.5,1]           (rows: --seeds)
         [--interpolate=1,2,3 --interpolation_frames=8 --interpolation_space=w]
@@ -10,7 +12,16 @@ Outputs (PNG, uint8 = clip(x * 127.5 + 128, 0, 255)): seed<NNNN>.png per seed;
 style-mixing.png (first row: the column seeds, first column: the row seeds, cell (r, c): the
 row seed's w with the layers of --style_mixing_styles taken from the column seed, as in the
 paper's figure); truncation-sweep.png (one row per seed, one column per psi);
-interpolation.png (a strip of frames) and interpolation.gif.
+interpolation.png (a strip of frames) and interpolation.gif; proj00.png, proj01.png, ... for
+the ws of --projected_w (sg2tf.project's projected_w.npy [1, num_ws, w_dim], or an .npz with
+`w` [N, num_ws, w_dim] as stylegan2-ada-pytorch's projector writes; [N, w_dim] is broadcast to
+all layers). Those images use --noise_mode (default const); the projector's optimised noise
+maps (noise.npz) are not applied, so they match proj.png only up to the noise.
+
+An exported SavedModel (`python -m sg2tf.export`; a model directory of numbered versions uses
+the highest) works as --network through its signatures (sg2tf.saved_model_generator): every
+figure is the same, but --noise_mode must be the exported one (random is refused) and
+--truncation_cutoff the exported cutoff.
 
 Determinism: z of a seed is np.random.RandomState(seed).randn(z_dim), as in the official
 code. --noise_mode=const uses the network's stored noise buffers, none disables noise, and
@@ -41,6 +52,12 @@ class ImageGenerator:
     if noise_mode not in NOISE_MODES:
       raise tool_util.ToolError(f'--noise_mode={noise_mode!r}: use one of '
                                 f'{", ".join(NOISE_MODES)}.')
+    check = getattr(G, 'check_generate_options', None)  # SavedModels fix some at export
+    if check is not None:
+      try:
+        check(noise_mode, truncation_cutoff)
+      except ValueError as e:
+        raise tool_util.ToolError(str(e)) from None
     self.G, self.noise_mode, self.class_idx = G, noise_mode, class_idx
     self.truncation_cutoff, self.batch_size, self.impl = truncation_cutoff, batch_size, impl
     self.z_dim, self.num_ws = int(G.z_dim), int(G.num_ws)
@@ -165,12 +182,46 @@ def interpolation_frames(gen: ImageGenerator, seeds: Sequence[int], frames_per_s
   return gen.images(ws, [seeds[0]] * len(ws))
 
 
+def load_projected_w(path: str, num_ws: int, w_dim: int) -> np.ndarray:
+  """float32 [N, num_ws, w_dim] from a projector output (.npy, or .npz with `w`)."""
+  from sg2tf.utils import files  # pylint: disable=g-import-not-at-top
+  from sg2tf.utils import safe_pickle  # pylint: disable=g-import-not-at-top
+  if not files.isfile(path):
+    raise tool_util.ToolError(f'--projected_w={path}: no such file (pass the projected_w.npy '
+                              f'that python -m sg2tf.project wrote).')
+  try:
+    if path.endswith('.npz'):
+      arrays = safe_pickle.load_npz(path, 'projected w (.npz)')
+      if 'w' not in arrays:
+        raise tool_util.ToolError(f'--projected_w={path}: no array named w in it (it holds '
+                                  f'{", ".join(sorted(arrays)) or "nothing"}).')
+      w = arrays['w']
+    else:
+      w = safe_pickle.load_npy(path, 'projected w (.npy)')
+  except safe_pickle.NumpyFileError as e:
+    raise tool_util.ToolError(f'--projected_w: {e}') from None
+  w = np.asarray(w, np.float32)
+  if w.ndim == 2 and w.shape[-1] == w_dim and w.shape[0] != num_ws:
+    w = np.repeat(w[:, np.newaxis], num_ws, axis=1)  # [N, w_dim] -> every layer
+  if w.ndim == 2:
+    w = w[np.newaxis]
+  if w.ndim != 3 or w.shape[1:] != (num_ws, w_dim) or not len(w):
+    raise tool_util.ToolError(f'--projected_w={path}: shape {list(w.shape)}, but the network '
+                              f'takes w [N, {num_ws}, {w_dim}]; project with this network.')
+  if not np.all(np.isfinite(w)):
+    raise tool_util.ToolError(f'--projected_w={path}: holds NaN or Inf.')
+  return w
+
+
 # ------------------------------------------------------------------ command line
 
 def _define_flags():
   """Only when run as a program, so that importing this module defines no flags."""
   flags.DEFINE_string('network', None, 'Network: a training run directory, a checkpoint '
-                      'prefix, an sg2tf network directory or an official StyleGAN2 .pkl.')
+                      'prefix, an sg2tf network directory, an official StyleGAN2 .pkl (path or '
+                      'http(s) URL[#sha256=HEX]) or an exported SavedModel directory.')
+  flags.DEFINE_string('projected_w', None, 'Render the ws of a projector output '
+                      '(projected_w.npy, or an .npz with w) as proj00.png, ...')
   flags.DEFINE_string('outdir', None, 'Output folder.')
   flags.DEFINE_string('seeds', None, 'Seeds of single images (and the rows of '
                       '--truncation_sweep), e.g. 0-9,42.')
@@ -200,9 +251,11 @@ def run(FLAGS) -> List[str]:  # pylint: disable=invalid-name
   if not FLAGS.network or not FLAGS.outdir:
     raise tool_util.ToolError('--network and --outdir are required (see --help).')
   mixing = FLAGS.style_mixing_rows or FLAGS.style_mixing_cols
-  if not (FLAGS.seeds or mixing or FLAGS.interpolate):
+  projected_w = getattr(FLAGS, 'projected_w', None)
+  if not (FLAGS.seeds or mixing or FLAGS.interpolate or projected_w):
     raise tool_util.ToolError('nothing to do: pass --seeds, --style_mixing_rows/--style_mixing_'
-                              'cols, --truncation_sweep (with --seeds) or --interpolate.')
+                              'cols, --truncation_sweep (with --seeds), --interpolate or '
+                              '--projected_w.')
   if mixing and not (FLAGS.style_mixing_rows and FLAGS.style_mixing_cols):
     raise tool_util.ToolError('a style-mixing figure needs both --style_mixing_rows and '
                               '--style_mixing_cols.')
@@ -217,15 +270,23 @@ def run(FLAGS) -> List[str]:  # pylint: disable=invalid-name
     cols = tool_util.parse_int_list(FLAGS.style_mixing_cols, 'style_mixing_cols')
     styles = tool_util.parse_int_list(FLAGS.style_mixing_styles, 'style_mixing_styles')
   interp = tool_util.parse_int_list(FLAGS.interpolate, 'interpolate') if FLAGS.interpolate else None
-  if os.path.exists(FLAGS.outdir) and not os.path.isdir(FLAGS.outdir):
+  from sg2tf.utils import files  # pylint: disable=g-import-not-at-top
+  if files.exists(FLAGS.outdir) and not files.isdir(FLAGS.outdir):
     raise tool_util.ToolError(f'--outdir={FLAGS.outdir} is a file; choose a folder.')
+  if projected_w and not files.isfile(projected_w):
+    raise tool_util.ToolError(f'--projected_w={projected_w}: no such file (pass the '
+                              'projected_w.npy that python -m sg2tf.project wrote).')
   tool_util.check_network_path(FLAGS.network)
 
   from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
-  G = network_loader.load_generator(FLAGS.network, impl=FLAGS.impl, allow_conditional=True)
+  G = network_loader.load_for_generate(FLAGS.network, impl=FLAGS.impl)
   gen = ImageGenerator(G, FLAGS.noise_mode, FLAGS.class_idx, FLAGS.truncation_cutoff,
                        FLAGS.batch_size, impl=FLAGS.impl)
   out, written = FLAGS.outdir, []
+  if projected_w:
+    ws = load_projected_w(projected_w, gen.num_ws, int(G.w_dim))
+    for i, img in enumerate(gen.images(ws, [0] * len(ws))):
+      written.append(tool_util.save_png(os.path.join(out, f'proj{i:02d}.png'), img))
   if seeds and not psis:
     written += generate_seed_images(gen, seeds, FLAGS.trunc, out)
   if psis:

@@ -348,7 +348,7 @@ def run(FLAGS) -> List[dict]:  # pylint: disable=invalid-name
     names.add(name)
     logging.info('Projecting %s (%d steps)...', path, config.num_steps)
     result = projector.project(target)
-    info = {'target': os.path.abspath(path), 'network': os.path.abspath(FLAGS.network),
+    info = {'target': os.path.abspath(path), 'network': FLAGS.network if '://' in FLAGS.network else os.path.abspath(FLAGS.network),
             'num_steps': config.num_steps, 'config': dataclasses.asdict(config)}
     line = f'{path}: LPIPS distance {result.distance:.4f}'
     if FLAGS.attribute:

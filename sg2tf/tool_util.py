@@ -149,11 +149,13 @@ def save_text(path: str, text: str) -> str:
 
 def read_image(path: str):
   """The decoded PIL image of a file; ToolError if missing or unreadable."""
+  import io  # pylint: disable=g-import-not-at-top
   import PIL.Image  # pylint: disable=g-import-not-at-top
-  if not os.path.isfile(path):
+  if not files.isfile(path):
     raise ToolError(f'{path}: no such image file.')
   try:
-    with PIL.Image.open(path) as img:
+    with PIL.Image.open(io.BytesIO(files.read_bytes(path)) if files.is_remote(path) else
+                        path) as img:
       img.load()
       return img.copy()
   except (OSError, ValueError, SyntaxError) as e:
@@ -214,10 +216,17 @@ def exit_with_error(e: BaseException) -> None:
 
 
 def check_network_path(path: str) -> None:
-  """Fails fast (before TensorFlow is imported) on a --network that does not exist."""
+  """Fails fast (before TensorFlow is imported for local paths) on a --network that does not
+  exist. http(s) URLs are checked when they are fetched; a malformed #sha256= fails here."""
   if not path:
     raise ToolError('--network is required.')
-  if not os.path.exists(path) and not os.path.isfile(str(path) + '.index'):
+  if files.is_url(path):
+    try:
+      files.split_url(path)
+    except ValueError as e:
+      raise ToolError(f'--network={path}: {e}') from None
+    return
+  if not files.exists(path) and not files.isfile(str(path) + '.index'):
     raise ToolError(f'--network={path}: no such file or directory.')
 
 
@@ -226,4 +235,4 @@ def expected_errors():
   ValueError and FeatureFileMissingError a FileNotFoundError, so nothing heavy is imported;
   DiskWriteError is a disk that refused an output (full, read-only)."""
   return (ToolError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
-          files.DiskWriteError)
+          files.DiskWriteError, files.DownloadError)

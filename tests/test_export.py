@@ -190,12 +190,13 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
     env = dict(os.environ, PYTHONPATH=str(_REPO), TF_CPP_MIN_LOG_LEVEL='2')
     out = os.path.join(self.tmp, 'cli')
     proc = subprocess.run([sys.executable, '-m', 'sg2tf.export', f'--network={nets}',
-                           f'--out={out}'], capture_output=True, text=True, env=env,
-                          timeout=300, check=False)
+                           f'--out={out}', '--version=3'], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
     self.assertEqual(proc.returncode, 0, proc.stderr[-4000:])
-    self.assertTrue(os.path.isfile(os.path.join(out, 'saved_model.pb')))
+    self.assertEqual(os.listdir(out), ['3'])  # TF Serving: <model>/<version>/saved_model.pb
+    self.assertTrue(os.path.isfile(os.path.join(out, '3', 'saved_model.pb')))
     z = _latents(2)
-    got = tf.saved_model.load(out).signatures['generate'](
+    got = tf.saved_model.load(os.path.join(out, '3')).signatures['generate'](
         z=tf.constant(z), truncation_psi=tf.constant(0.6))['images']
     self.assertAllClose(got, self.G(z, truncation_psi=0.6, noise_mode='const'), atol=1e-5,
                         rtol=1e-5)

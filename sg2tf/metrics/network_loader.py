@@ -10,11 +10,19 @@ stand-ins):
     G.c_dim (optional)                                  # conditional networks: not supported
 
 `load_generator(path)` is the one entry point eval_main uses to turn `--network` into such
-a G; extend it when new kinds of network files appear.
+a G; extend it when new kinds of network files appear. `--network` may be a TensorFlow
+filesystem path (gs://..., ram://...) or an http(s) URL of an official .pkl (`URL#sha256=HEX`
+checks its digest): URLs are downloaded once into the cache (sg2tf.utils.files.fetch_url).
+An exported SavedModel (`python -m sg2tf.export`; a TF Serving model directory of numbered
+versions picks the highest) loads as a `saved_model_generator.SavedModelGenerator` for the
+tools whose work its signatures cover (generate); `load_generator` itself refuses it, since
+the metrics and the projector need the network.
 """
 
 import os
-from typing import Tuple
+from typing import Optional, Tuple
+
+from sg2tf.utils import files
 
 
 class NetworkLoadError(ValueError):
@@ -33,18 +41,54 @@ _EXPORT_DIR = 'export'
 def network_kind(path: str) -> str:
   """'official_pkl', 'network_dir', 'run_dir', 'saved_model', 'checkpoint' or 'unknown'."""
   path = os.fspath(path)
-  if os.path.isdir(path):
-    if os.path.isfile(os.path.join(path, 'saved_model.pb')):
+  if files.is_url(path):
+    return 'official_pkl'
+  if files.isdir(path):
+    if saved_model_dir(path):
       return 'saved_model'
-    if os.path.isfile(os.path.join(path, _NETWORKS_JSON)):
+    if files.isfile(os.path.join(path, _NETWORKS_JSON)):
       return 'network_dir'
     return 'run_dir'
   if path.endswith('.pkl'):
     return 'official_pkl'
-  if path.endswith('.index') or '.ckpt' in os.path.basename(path) or os.path.isfile(
+  if path.endswith('.index') or '.ckpt' in os.path.basename(path) or files.isfile(
       path + '.index'):
     return 'checkpoint'
   return 'unknown'
+
+
+def saved_model_dir(path: str) -> Optional[str]:
+  """The folder holding saved_model.pb: path itself, or (a TF Serving model directory) its
+  highest numbered version; None if neither."""
+  if files.isfile(os.path.join(path, 'saved_model.pb')):
+    return path
+  if not files.isdir(path):
+    return None
+  numbered = sorted((int(n) for n in files.listdir(path) if n.isdigit()), reverse=True)
+  for n in numbered:
+    if files.isfile(os.path.join(path, str(n), 'saved_model.pb')):
+      return os.path.join(path, str(n))
+  return None
+
+
+def fetch(path: str) -> str:
+  """The local file behind an http(s) `--network` (downloaded once; see the module
+  docstring); other paths are returned as they are."""
+  if not files.is_url(path):
+    return path
+  try:
+    return files.fetch_url(path, what='network')
+  except ValueError as e:  # a malformed #sha256= fragment
+    raise NetworkLoadError(f'--network={path}: {e}') from None
+
+
+def load_for_generate(path: str, impl: str = 'auto'):
+  """load_generator, plus exported SavedModels (wrapped for generate.ImageGenerator)."""
+  path = os.fspath(path)
+  if not files.is_url(path) and network_kind(path) == 'saved_model':
+    from sg2tf import saved_model_generator  # pylint: disable=g-import-not-at-top
+    return saved_model_generator.SavedModelGenerator(saved_model_dir(path), flag='--network')
+  return load_generator(path, impl=impl, allow_conditional=True)
 
 
 def check_generator(G, allow_conditional: bool = False) -> None:
@@ -75,7 +119,8 @@ def load_generator(path: str, impl: str = 'auto', allow_conditional: bool = Fals
       mismatching files (naming the file).
   """
   path = os.fspath(path)
-  if not os.path.exists(path) and not os.path.isfile(_strip_index(path) + '.index'):
+  if not files.is_url(path) and not files.exists(path) and not files.isfile(
+      _strip_index(path) + '.index'):
     raise NetworkLoadError(f'--network={path}: no such file or directory.')
   kind = network_kind(path)
   if kind == 'official_pkl':
@@ -84,7 +129,7 @@ def load_generator(path: str, impl: str = 'auto', allow_conditional: bool = Fals
     except ImportError as e:
       raise NetworkLoadError(f'--network={path}: loading official .pkl files needs sg2tf.convert, '
                              f'which is not available in this installation ({e}).') from None
-    _, _, g_ema = convert.load_official_pkl(path, impl=impl)
+    _, _, g_ema = convert.load_official_pkl(fetch(path), impl=impl)
   elif kind == 'network_dir':
     g_ema = _load_network_dir(path, impl)
   elif kind == 'run_dir':
@@ -92,9 +137,12 @@ def load_generator(path: str, impl: str = 'auto', allow_conditional: bool = Fals
   elif kind == 'checkpoint':
     g_ema = _load_checkpoint(_strip_index(path), impl)
   else:
-    what = 'an exported SavedModel' if kind == 'saved_model' else 'this kind of file'
+    what = ('an exported SavedModel holds only its signatures (generate, mapping, synthesis: '
+            'no noise inputs, no network to differentiate or evaluate layer by layer), which '
+            'is not enough here (python -m sg2tf.generate accepts it)'
+            if kind == 'saved_model' else 'this kind of file cannot be loaded as a network')
     raise NetworkLoadError(
-        f'--network={path}: {what} cannot be loaded as a network; pass an '
+        f'--network={path}: {what}; pass an '
         f'official StyleGAN2 .pkl, an sg2tf network directory (networks.json), a training run '
         f'directory or a training checkpoint (<run_dir>/checkpoints/ckpt-N).')
   check_generator(g_ema, allow_conditional=allow_conditional)
@@ -120,40 +168,41 @@ def _load_run_dir(path: str, impl: str):
   warning), else the newest network directory in the run."""
   from sg2tf.training import checkpointing  # pylint: disable=g-import-not-at-top
   ckpt = checkpointing.find_resume(path).latest
-  if ckpt is not None and os.path.isfile(os.path.join(path, _RUN_CONFIG)):
+  if ckpt is not None and files.isfile(os.path.join(path, _RUN_CONFIG)):
     return _load_checkpoint(ckpt, impl)
-  candidates = [os.path.join(path, n) for n in os.listdir(path) if n.startswith(_SNAPSHOT_PREFIX)]
+  candidates = [os.path.join(path, n) for n in files.listdir(path)
+                if n.startswith(_SNAPSHOT_PREFIX)]
   export_dir = os.path.join(path, _EXPORT_DIR)
-  if os.path.isdir(export_dir):
-    candidates += [os.path.join(export_dir, n) for n in os.listdir(export_dir)]
-  candidates = [c for c in candidates if os.path.isfile(os.path.join(c, _NETWORKS_JSON))]
+  if files.isdir(export_dir):
+    candidates += [os.path.join(export_dir, n) for n in files.listdir(export_dir)]
+  candidates = [c for c in candidates if files.isfile(os.path.join(c, _NETWORKS_JSON))]
   if not candidates:
     raise NetworkLoadError(
         f'--network={path}: this directory holds no sg2tf networks: no {_RUN_CHECKPOINTS}/ '
         f'with a {_RUN_CONFIG} (training run), no {_SNAPSHOT_PREFIX}*/ or {_EXPORT_DIR}/*/ '
         f'network directories and no {_NETWORKS_JSON}. Pass a training run directory, a '
         f'network directory, a checkpoint or an official .pkl.')
-  newest = max(candidates, key=lambda c: os.path.getmtime(os.path.join(c, _NETWORKS_JSON)))
+  newest = max(candidates, key=lambda c: files.getmtime(os.path.join(c, _NETWORKS_JSON)))
   return _load_network_dir(newest, impl)
 
 
 def _load_checkpoint(prefix: str, impl: str):
   """G_ema from a training checkpoint (or a network directory's ckpt-N)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  folder = os.path.dirname(os.path.abspath(prefix))
-  if not os.path.isfile(prefix + '.index'):
+  folder = os.path.dirname(files.abspath(prefix))
+  if not files.isfile(prefix + '.index'):
     raise NetworkLoadError(f'--network={prefix}: no checkpoint {prefix}.index.')
-  if os.path.isfile(os.path.join(folder, _NETWORKS_JSON)):
+  if files.isfile(os.path.join(folder, _NETWORKS_JSON)):
     from sg2tf.networks import serialization  # pylint: disable=g-import-not-at-top
     net_config = serialization.load_network_config(folder)
     g_kwargs = serialization.network_kwargs(net_config['G'])
     g_cls = serialization.network_class(net_config, 'G')
     build = lambda: g_cls(**g_kwargs)
   else:
-    run_dir = folder if os.path.isfile(os.path.join(folder, _RUN_CONFIG)) else os.path.dirname(
+    run_dir = folder if files.isfile(os.path.join(folder, _RUN_CONFIG)) else os.path.dirname(
         folder)
     config_path = os.path.join(run_dir, _RUN_CONFIG)
-    if not os.path.isfile(config_path):
+    if not files.isfile(config_path):
       raise NetworkLoadError(
           f'--network={prefix}: no {_RUN_CONFIG} found in {folder} or {run_dir}; a training '
           f'checkpoint is read with the config.json of its run (it says how to build G).')
@@ -183,11 +232,16 @@ def _first_line(e: BaseException, limit: int = 300) -> str:
 
 
 def output_dir_for(network: str) -> str:
-  """Default folder for metrics.jsonl / TensorBoard: the run dir, or the file's folder."""
-  network = os.path.abspath(os.fspath(network))
-  return network if os.path.isdir(network) else os.path.dirname(network)
+  """Default folder for metrics.jsonl / TensorBoard: the run dir, or the file's folder (the
+  current directory for a URL)."""
+  if files.is_url(network):
+    return os.getcwd()
+  network = files.abspath(network)
+  return network if files.isdir(network) else os.path.dirname(network)
 
 
 def describe(network: str) -> Tuple[str, str]:
   """(display name, kind) for logs and results."""
+  if files.is_url(network):
+    return os.path.basename(files.split_url(network)[0]), network_kind(network)
   return os.path.basename(os.path.normpath(network)), network_kind(network)

@@ -10,7 +10,6 @@ left out); when the dataset has fewer images than requested it is cycled, as the
 `repeat=True` reader does, with a warning.
 """
 
-import glob
 import hashlib
 import os
 from typing import Iterator, Optional, Tuple
@@ -18,6 +17,8 @@ from typing import Iterator, Optional, Tuple
 from absl import logging
 import numpy as np
 import tensorflow as tf
+
+from sg2tf.utils import files as fs
 
 _HASH_BYTES = 4 << 20
 
@@ -43,10 +44,10 @@ def _first_shape(path: str) -> Tuple[int, int, int]:
 def find_tfrecord(data: str) -> Tuple[str, Tuple[int, int, int]]:
   """(path of the highest-resolution .tfrecords file, its [C, H, W]) for a dir or a file."""
   data = os.fspath(data)
-  if os.path.isfile(data):
+  if fs.isfile(data):
     files = [data]
-  elif os.path.isdir(data):
-    files = sorted(glob.glob(os.path.join(data, '*.tfrecords')))
+  elif fs.isdir(data):
+    files = fs.glob(os.path.join(data, '*.tfrecords'))
     if not files:
       raise RealDataError(f'--data={data}: no *.tfrecords files in this directory; expected a '
                           f'dataset made by data/dataset_tool.py (<name>-rNN.tfrecords).')
@@ -63,9 +64,9 @@ def dataset_hash(path: str) -> str:
   Hashing whole 100 GB files would take longer than the evaluation it saves.
   """
   h = hashlib.sha256()
-  size = os.path.getsize(path)
+  size = fs.getsize(path)
   h.update(f'{os.path.basename(path)}:{size}'.encode())
-  with open(path, 'rb') as f:
+  with fs.open_file(path, 'rb') as f:
     h.update(f.read(_HASH_BYTES))
     if size > _HASH_BYTES:
       f.seek(max(_HASH_BYTES, size - _HASH_BYTES))

@@ -9,8 +9,11 @@ as TensorBoard scalars `Metrics/<name>` (the official autosummary names) at `ste
 `format_table(results)` gives the stdout table. The training loop calls `evaluate` too.
 
 Sample counts follow the official definitions unless `Options.num_fakes` / `num_reals`
-reduce them; reduced results say so in the table, the log and the JSON line
-(`official_sample_counts: false`).
+reduce them. The table, the log and the JSON line report the counts actually used
+(`num_fakes`, `num_reals`: the reals that went into the statistics, which is fewer than asked
+when the dataset is smaller); anything short of the protocol is marked
+(`official_sample_counts: false`, a note starting `REDUCED sample counts:` that says what was
+used, what the protocol asks and whether the dataset was too small).
 """
 
 import dataclasses
@@ -33,6 +36,7 @@ from sg2tf.metrics import ppl as ppl_lib
 from sg2tf.metrics import pr as pr_lib
 from sg2tf.metrics import real_data
 from sg2tf.metrics import stats_cache
+from sg2tf.utils import files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +101,13 @@ class MetricResult:
     d.update(value=self.value, step=step,
              time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
     return d
+
+
+def result_names(metric: str) -> List[str]:
+  """The result names a metric reports (its TensorBoard tags are Metrics/<name>)."""
+  kind = METRICS[metric].kind
+  suffixes = {'is': ('_mean', '_std'), 'pr': ('_precision', '_recall')}.get(kind, ('',))
+  return [metric + s for s in suffixes]
 
 
 def check_metric_names(names: Sequence[str]) -> List[str]:
@@ -195,7 +206,7 @@ class _Context:
     total = num_reals
     if total is None:
       c, h, w = self.data_shape
-      total = os.path.getsize(self.data_path) // (c * h * w + 40)  # approximate, for the ETA
+      total = files.getsize(self.data_path) // (c * h * w + 40)  # approximate, for the ETA
     progress = _Progress(f'{what} reals', total, self.opt.progress_every_s)
     for images in real_data.real_image_batches(self.data_path, self.replicas.global_batch,
                                                num_reals):
@@ -236,6 +247,25 @@ def _counts(spec: MetricSpec, opt: Options):
     reals = opt.num_reals
   official = fakes == spec.num_fakes and reals == spec.num_reals
   return fakes, reals, official
+
+
+def sample_note(spec: MetricSpec, fakes: int, asked_reals: Optional[int], used_reals: int):
+  """(official, note) from the counts actually used: empty note when they are the
+  protocol's; else 'REDUCED sample counts: ...' naming each shortfall and its cause."""
+  parts = []
+  if fakes != spec.num_fakes:
+    parts.append(f'{fakes} fakes (protocol: {spec.num_fakes})')
+  if spec.num_reals != 0:
+    if spec.num_reals is None:  # all the reals there are
+      if asked_reals is not None:
+        parts.append(f'{used_reals} reals (protocol: the whole dataset)')
+    elif used_reals != spec.num_reals:
+      small = asked_reals is None or used_reals < asked_reals
+      parts.append(f'{used_reals} reals (protocol: {spec.num_reals}' +
+                   (f'; the dataset holds only {used_reals} images)' if small else ')'))
+  if not parts:
+    return True, ''
+  return False, 'REDUCED sample counts: ' + ', '.join(parts)
 
 
 def _rng(opt: Options, name: str, stream: int = 0) -> np.random.Generator:
@@ -343,17 +373,14 @@ def evaluate(G, metrics: Sequence[str], data: Optional[str], options: Options = 
   results = []
   for name in names:
     spec = METRICS[name]
-    fakes, reals, official = _counts(spec, options)
-    note = '' if official else (f'REDUCED sample counts: {fakes} fakes' + (
-        f', {reals if reals else "all"} reals' if spec.num_reals != 0 else '') +
-        f' (official: {spec.num_fakes}' + (
-            f' / {spec.num_reals or "all"}' if spec.num_reals != 0 else '') + ')')
-    if note:
-      logging.warning('%s: %s; the value is not comparable with published numbers.', name, note)
+    fakes, reals, _ = _counts(spec, options)
     logging.info('Evaluating %s (%d fakes%s)...', name, fakes,
-                 '' if spec.num_reals == 0 else f', {reals or "all"} reals')
+                 '' if spec.num_reals == 0 else f', {reals or "all"} reals asked')
     t0 = time.time()
     values, n_reals = _RUNNERS[spec.kind](ctx, spec, fakes, reals)
+    official, note = sample_note(spec, fakes, reals, n_reals)
+    if note:
+      logging.warning('%s: %s; the value is not comparable with published numbers.', name, note)
     net_id = feature_nets.identity(_FEATURE_NET[spec.kind], options.feature_dir, False)
     res = MetricResult(metric=name, results=values, num_fakes=fakes, num_reals=n_reals,
                        official_sample_counts=official, seconds=round(time.time() - t0, 3),
@@ -369,17 +396,15 @@ def evaluate(G, metrics: Sequence[str], data: Optional[str], options: Options = 
 
 def append_jsonl(output_dir: str, results: Sequence[MetricResult], step=None) -> str:
   """Appends one JSON line per result to <output_dir>/metrics.jsonl; returns its path."""
-  os.makedirs(output_dir, exist_ok=True)
   path = os.path.join(output_dir, 'metrics.jsonl')
   lines = ''.join(json.dumps(r.to_json(step), sort_keys=True) + '\n' for r in results)
-  with open(path, 'a', encoding='utf-8') as f:  # one write per call: lines stay whole
-    f.write(lines)
-  return path
+  # One write per call: lines stay whole (a rewrite on filesystems without append).
+  return files.append_text(path, lines, what='the metrics log')
 
 
 def write_tensorboard(output_dir: str, results: Sequence[MetricResult], step=None) -> None:
   """Scalars Metrics/<result name> at `step` (one event file per output dir and process)."""
-  key = os.path.abspath(output_dir)
+  key = files.abspath(output_dir)
   if key not in _writers:
     _writers[key] = tf.summary.create_file_writer(output_dir)
   writer = _writers[key]

@@ -39,7 +39,7 @@ def entry_path(cache_dir: Optional[str], key: Dict[str, object], label: str = 's
 
 
 def load(path: str) -> Optional[Dict[str, np.ndarray]]:
-  if not os.path.isfile(path):
+  if not files.isfile(path):
     return None
   try:
     return safe_pickle.load_npz(path, 'statistics cache entry')

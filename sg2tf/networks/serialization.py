@@ -68,20 +68,20 @@ def save_networks(out_dir, G, D, G_ema, metadata=None, overwrite=False, what='ne
             'G_class': type(G).__name__, 'D_class': type(D).__name__}
   config.update(metadata or {})
   with files.AtomicDir(out_dir, overwrite=overwrite, what=what) as d:
-    with open(os.path.join(d.tmp, CONFIG_FILE), 'w', encoding='utf-8') as f:
-      json.dump(config, f, indent=1)
+    with files.open_file(os.path.join(d.tmp, CONFIG_FILE), 'w') as f:
+      f.write(json.dumps(config, indent=1))
     tf.train.Checkpoint(G=G, D=D, G_ema=G_ema).save(os.path.join(d.tmp, CKPT_PREFIX))
   return d.path
 
 
 def load_network_config(path):
   cfg_path = os.path.join(path, CONFIG_FILE)
-  if not os.path.isfile(cfg_path):
+  if not files.isfile(cfg_path):
     raise FileNotFoundError(f'{cfg_path} not found: {path} is not an sg2tf network directory '
                             '(write one with `python -m sg2tf.convert --pkl X --out DIR`).')
-  with open(cfg_path) as f:
+  with files.open_file(cfg_path, 'rb') as f:
     try:
-      config = json.load(f)
+      config = json.loads(f.read().decode('utf-8'))
     except json.JSONDecodeError as e:
       raise ValueError(f'{cfg_path} is not valid JSON: {e}') from None
   if config.get('format') != FORMAT:

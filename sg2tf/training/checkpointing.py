@@ -30,7 +30,6 @@ leftovers of interrupted writes. Older checkpoints are never deleted because of 
 import dataclasses
 import os
 import re
-import shutil
 from typing import List, Optional, Tuple
 
 from absl import logging
@@ -84,8 +83,8 @@ def scan(directory: str) -> List[Tuple[int, str, List[str]]]:
   """(number, prefix, file names) of every checkpoint in directory from its files alone,
   newest (highest number) first. A checkpoint is listed if any of its files exist."""
   found = {}
-  if os.path.isdir(directory):
-    for name in os.listdir(directory):
+  if files.isdir(directory):
+    for name in files.listdir(directory):
       m = _CKPT_RE.match(name)
       if m:
         found.setdefault(int(m.group(1)), []).append(name)
@@ -112,7 +111,9 @@ def verify(prefix: str, names: Optional[List[str]] = None) -> Optional[str]:
   if missing:
     return f'{missing[0]} is missing'
   try:
-    dtypes = tf.train.load_checkpoint(prefix).get_variable_to_dtype_map()
+    # The reader itself, not tf.train.load_checkpoint: that one asks gfile.isdir(prefix),
+    # which TF's ram:// answers True for the prefix of any file.
+    dtypes = tf.compat.v1.train.NewCheckpointReader(prefix).get_variable_to_dtype_map()
   except Exception as e:  # pylint: disable=broad-except
     return f'{base}.index is damaged ({_first_line(e)})'
   for key in sorted(dtypes):
@@ -128,11 +129,10 @@ def verify(prefix: str, names: Optional[List[str]] = None) -> Optional[str]:
 def state_file_problem(directory: str) -> Optional[str]:
   """None if the `checkpoint` state file is absent or well-formed, else what is wrong."""
   path = os.path.join(directory, STATE_FILE)
-  if not os.path.isfile(path):
+  if not files.isfile(path):
     return None
   try:
-    with open(path, 'rb') as f:
-      text = f.read().decode('utf-8')
+    text = files.read_bytes(path).decode('utf-8')
   except UnicodeDecodeError:
     return 'it is binary data, not the text TensorFlow writes'
   except OSError as e:
@@ -168,13 +168,13 @@ def _move_aside(prefix: str, folder_name: str) -> str:
   """Moves every file of checkpoint prefix into <checkpoints>/<folder_name>/ (never deletes)."""
   folder, base = os.path.split(prefix)
   dest = os.path.join(folder, folder_name)
-  os.makedirs(dest, exist_ok=True)
-  for name in os.listdir(folder):
+  files.makedirs(dest)
+  for name in files.listdir(folder):
     if name.startswith(base + '.') and _CKPT_RE.match(name):
       target = os.path.join(dest, name)
-      if os.path.exists(target):  # an older damaged copy of the same number
-        os.replace(target, target + '.previous')
-      os.replace(os.path.join(folder, name), target)
+      if files.exists(target):  # an older damaged copy of the same number
+        files.rename(target, target + '.previous')
+      files.rename(os.path.join(folder, name), target)
   return os.path.join(dest, base)
 
 
@@ -226,7 +226,7 @@ class Checkpointer:
       logging.warning('Moved damaged checkpoint %s (%s) to %s.', prefix, reason, dest)
     keep = []
     resumed_number = _number(resumed) if resumed and os.path.dirname(
-        os.path.abspath(resumed)) == os.path.abspath(directory) else None
+        files.abspath(resumed)) == files.abspath(directory) else None
     for number, prefix, _ in scan(directory):
       if resumed_number is not None and number > resumed_number:
         dest = _move_aside(prefix, SUPERSEDED_DIR)
@@ -240,17 +240,17 @@ class Checkpointer:
       latest = resumed if resumed_number is not None else keep[-1]
       # The manager rotates only entries newer than last_preserved_timestamp: give each its
       # index file's time, so the older checkpoints keep rotating as before the restart.
-      times = [os.path.getmtime(p + '.index') if os.path.exists(p + '.index') else 0.0
+      times = [files.getmtime(p + '.index') if files.exists(p + '.index') else 0.0
                for p in keep]
       lines = ([f'model_checkpoint_path: "{os.path.basename(latest)}"'] +
                [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in keep] +
                [f'all_model_checkpoint_timestamps: {t!r}' for t in times] +
                [f'last_preserved_timestamp: {min(times) - 1.0!r}'])
       files.write_text(state, '\n'.join(lines) + '\n', what='the checkpoint state file')
-    elif os.path.exists(state):
+    elif files.exists(state):
       dest = os.path.join(directory, DAMAGED_DIR)
-      os.makedirs(dest, exist_ok=True)
-      os.replace(state, os.path.join(dest, STATE_FILE))
+      files.makedirs(dest)
+      files.rename(state, os.path.join(dest, STATE_FILE))
     self.remove_leftovers()
 
   def remove_leftovers(self) -> None:
@@ -266,7 +266,7 @@ class Checkpointer:
     files and raises DiskWriteError naming the checkpoint, the free space and the last good
     checkpoint (which is intact)."""
     prefix = os.path.join(self.directory, f'ckpt-{int(number)}')
-    existed = os.path.exists(prefix + '.index')  # then TensorFlow's merge never started
+    existed = files.exists(prefix + '.index')  # then TensorFlow's merge never started
     try:
       path = self.manager.save(checkpoint_number=int(number))
     except Exception as e:  # pylint: disable=broad-except
@@ -281,7 +281,7 @@ class Checkpointer:
           'Free some space (or fix the permissions) and rerun the same command to resume.'
       ) from None
     if not self.chief:
-      shutil.rmtree(os.path.dirname(self.directory), ignore_errors=True)
+      files.rmtree(os.path.dirname(self.directory))
       return ''
     self._last_good = path
     logging.info('Saved checkpoint %s', path)
@@ -290,17 +290,17 @@ class Checkpointer:
   def _remove_partial(self, number: int, keep_files: bool) -> None:
     """Deletes what a failed save of ckpt-<number> wrote: its _temp folder and, unless a
     checkpoint of that number was there before (keep_files), its files."""
-    if not os.path.isdir(self.directory):
+    if not files.isdir(self.directory):
       return
-    for name in os.listdir(self.directory):
+    for name in files.listdir(self.directory):
       m = _CKPT_RE.match(name)
       if (m and int(m.group(1)) == number and not keep_files) or re.match(
           rf'^ckpt-{number}_temp', name):
         path = os.path.join(self.directory, name)
-        if os.path.isdir(path):
-          shutil.rmtree(path, ignore_errors=True)
+        if files.isdir(path):
+          files.rmtree(path)
         else:
-          os.remove(path)
+          files.remove(path)
 
   def restore(self, path: str) -> None:
     """Restores everything from path, an intact checkpoint (see find_resume / verify);

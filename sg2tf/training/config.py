@@ -283,7 +283,8 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
     except ValueError as e:
       raise ConfigError(str(e)) from None
   if cfg.resume_pkl is not None:
-    _require(os.path.isfile(cfg.resume_pkl), f'--resume_pkl={cfg.resume_pkl}: no such file.')
+    _require(files.is_url(cfg.resume_pkl) or files.isfile(cfg.resume_pkl),
+             f'--resume_pkl={cfg.resume_pkl}: no such file (give a path or an http(s) URL).')
   try:
     info = DatasetInfo.from_dir(cfg.data.data_dir)
   except DatasetError as e:
@@ -431,7 +432,7 @@ def is_chief_process(strategy: str) -> bool:
 
 
 def _checkpoint_exists(prefix: str) -> bool:
-  return os.path.isfile(prefix + '.index')
+  return files.isfile(prefix + '.index')
 
 
 def write_config(cfg: TrainConfig) -> str:
@@ -441,8 +442,7 @@ def write_config(cfg: TrainConfig) -> str:
 
 
 def read_config(run_dir: str) -> TrainConfig:
-  with open(os.path.join(run_dir, CONFIG_NAME), encoding='utf-8') as f:
-    return TrainConfig.from_dict(json.load(f))
+  return TrainConfig.from_dict(files.read_json(os.path.join(run_dir, CONFIG_NAME)))
 
 
 def num_steps(cfg: TrainConfig) -> int:

@@ -69,7 +69,7 @@ class Trainer:
       files.check_writable(cfg.run_dir, 'the run directory (--run_dir)')
       self._lock = files.lock_dir(cfg.run_dir, 'run directory')
     else:
-      os.makedirs(cfg.run_dir, exist_ok=True)
+      files.makedirs(cfg.run_dir)
     try:
       self._build()
     except BaseException:
@@ -141,6 +141,7 @@ class Trainer:
                                                    chief=self.chief, worker_id=worker_id,
                                                    **trackables)
     self.monitor = monitoring.Monitor(cfg.run_dir, chief=self.chief)
+    self.monitor.config(cfg.to_dict(), self._metric_tags())
     self.stats = monitoring.TickStats()
     self.phase_totals = {}  # phase -> [seconds, calls] over the whole run (benchmarks)
     self._grid_fn = tf.function(self._grid_batch, reduce_retracing=True)
@@ -151,6 +152,14 @@ class Trainer:
       config_lib.write_config(cfg)
 
   # ------------------------------------------------------------------ set-up
+
+  def _metric_tags(self):
+    """The scalars the HParams tab compares runs by: losses, and the metrics' results."""
+    tags = ['Loss/G/loss', 'Loss/D/loss', 'Timing/sec_per_kimg']
+    if self.cfg.metrics:
+      from sg2tf.metrics import runner  # pylint: disable=g-import-not-at-top
+      tags += [f'Metrics/{r}' for m in self.cfg.metrics for r in runner.result_names(m)]
+    return tags
 
   def _make_iterator(self, sched):
     """The input pipeline at the schedule's resolution and global minibatch."""
@@ -184,7 +193,8 @@ class Trainer:
     if not (self.growing and path):
       return self._schedule_at(0)
     try:
-      lod = float(tf.train.load_variable(path, 'lod/.ATTRIBUTES/VARIABLE_VALUE'))
+      lod = float(tf.compat.v1.train.NewCheckpointReader(path).get_tensor(
+          'lod/.ATTRIBUTES/VARIABLE_VALUE'))
     except (tf.errors.NotFoundError, ValueError):
       raise ConfigError(f'checkpoint {path} has no progressive-growing state (lod): it was not '
                         'written by a growing run. Resume it with the same --cfg and growing '
@@ -270,7 +280,7 @@ class Trainer:
                         f'newest intact one is {point.latest}); resume with --resume=latest '
                         '(the default) or choose a new --run_dir.')
     path = os.path.join(cfg.run_dir, config_lib.CONFIG_NAME)
-    if cfg.resume == 'latest' and os.path.isfile(path):
+    if cfg.resume == 'latest' and files.isfile(path):
       old = config_lib.read_config(cfg.run_dir)
       diffs = [f'{who}.{k}: {getattr(getattr(old, who), k)!r} -> {v!r}'
                for who in ('G', 'D') for k, v in dataclasses.asdict(getattr(cfg, who)).items()
@@ -464,9 +474,11 @@ class Trainer:
     self._tick_start_time = self._last_time = time.time()
 
   def _metadata(self):
-    return {'training': {'run_dir': os.path.abspath(self.cfg.run_dir),
-                         'nimg': int(self.nimg.numpy()), 'step': int(self.step.numpy()),
-                         'config': self.cfg.to_dict()}}
+    from sg2tf import export as export_lib  # pylint: disable=g-import-not-at-top
+    # Saved networks and exports travel: paths are reduced to their names (no machine paths).
+    return export_lib.portable_metadata(
+        {'training': {'run_dir': self.cfg.run_dir, 'nimg': int(self.nimg.numpy()),
+                      'step': int(self.step.numpy()), 'config': self.cfg.to_dict()}})
 
   def _check_weights_finite(self):
     for net, who in ((self.G, 'G'), (self.D, 'D'), (self.G_ema, 'G_ema')):

@@ -14,6 +14,7 @@ Images: `fakes` (the fixed-latent G_ema grid) at every image snapshot, also writ
 """
 
 import collections
+import json
 import os
 import resource
 from typing import Dict, Optional, Sequence
@@ -94,6 +95,23 @@ class TickStats:
     return {k: self._sums[k] / self._counts[k] for k in self._sums}
 
 
+def flatten_config(config: dict, prefix: str = '') -> Dict[str, object]:
+  """{'G': {'z_dim': 512}} -> {'G.z_dim': 512}; values are bool/int/float/str (hparams
+  accepts nothing else): None -> 'none', lists and the like -> their JSON text."""
+  out = {}
+  for k, v in config.items():
+    name = f'{prefix}{k}'
+    if isinstance(v, dict):
+      out.update(flatten_config(v, name + '.'))
+    elif v is None:
+      out[name] = 'none'
+    elif isinstance(v, (bool, int, float, str)):
+      out[name] = v
+    else:
+      out[name] = json.dumps(v)
+  return out
+
+
 class Monitor:
   """Writes TensorBoard events and PNGs in run_dir (only on the chief) and logs progress."""
 
@@ -110,6 +128,23 @@ class Monitor:
       with self._writer.as_default(step=int(step)):
         for k, v in sorted(values.items()):
           tf.summary.scalar(k, float(v))
+      self._writer.flush()
+
+  def config(self, config: dict, metric_tags: Sequence[str]):
+    """Records the resolved configuration: as a text summary `config` (the JSON) and as
+    TensorBoard hparams (every leaf, flattened to `G.z_dim`-style names; lists as text),
+    with `metric_tags` as the HParams tab's metrics."""
+    if self._writer is None:
+      return
+    from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
+    flat = flatten_config(config)
+    with files.writing('TensorBoard events', self.run_dir):
+      with self._writer.as_default(step=0):
+        tf.summary.text('config', '```\n' + json.dumps(config, indent=1, sort_keys=True) +
+                        '\n```')
+        hp.hparams_config(hparams=[hp.HParam(k) for k in sorted(flat)],
+                          metrics=[hp.Metric(t) for t in metric_tags])
+        hp.hparams(flat, trial_id=os.path.basename(self.run_dir.rstrip('/')) or 'run')
       self._writer.flush()
 
   def image(self, step: int, name: str, image: np.ndarray, png_name: Optional[str] = None):

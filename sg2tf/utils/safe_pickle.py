@@ -26,6 +26,8 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from sg2tf.utils import files
+
 Allowed = Mapping[Tuple[str, str], object]
 UnpicklingError = pickle.UnpicklingError  # damaged data (truncated, bad opcode)
 
@@ -71,7 +73,7 @@ def describe_content(head: bytes) -> str:
 
 
 def read_head(path: str, n: int = 256) -> bytes:
-  with open(path, 'rb') as f:
+  with files.open_file(path, 'rb') as f:
     return f.read(n)
 
 
@@ -272,7 +274,7 @@ def load_npy(path: str, what: str = '.npy array', mmap_mode: Optional[str] = Non
   if not head.startswith(b'\x93NUMPY'):
     raise NumpyFileError(f'{path}: not a {what} (a .npy file); it is {describe_content(head)}.')
   try:
-    with open(path, 'rb') as f:
+    with files.open_file(path, 'rb') as f:
       version = np.lib.format.read_magic(f)
       header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                 else np.lib.format.read_array_header_2_0)(f)
@@ -283,6 +285,8 @@ def load_npy(path: str, what: str = '.npy array', mmap_mode: Optional[str] = Non
     raise NumpyFileError(f'{path}: not a numeric {what}: its dtype is {dtype}'
                          f'{" (Python objects, which sg2tf never unpickles)" if dtype.hasobject else ""}.')
   try:
+    if files.is_remote(path):  # no memory map of a TensorFlow filesystem file
+      return np.load(io.BytesIO(files.read_bytes(path)), allow_pickle=False)
     return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
   except (ValueError, OSError, EOFError) as e:
     raise _npy_error(path, what, e) from None
@@ -296,7 +300,8 @@ def load_npz(path: str, what: str = '.npz file') -> Dict[str, np.ndarray]:
     raise NumpyFileError(f'{path}: not a {what} (a zip of .npy arrays); it is '
                          f'{describe_content(head)}.')
   try:
-    with np.load(path, allow_pickle=False) as z:
+    with np.load(io.BytesIO(files.read_bytes(path)) if files.is_remote(path) else path,
+                 allow_pickle=False) as z:
       return {k: z[k] for k in z.files}
   except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
     raise _npy_error(path, what, e) from None

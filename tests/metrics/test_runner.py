@@ -117,6 +117,27 @@ class RunnerTest(tf.test.TestCase):
     full = runner.METRICS['fid50k_full']
     self.assertEqual(runner._counts(full, runner.Options()), (50000, None, True))
 
+  def test_notes_state_the_counts_used(self):
+    fid, full, pr, ppl = (runner.METRICS[n] for n in ('fid50k', 'fid50k_full', 'pr50k3',
+                                                        'ppl_zfull'))
+    self.assertEqual(runner.sample_note(fid, 50000, 50000, 50000), (True, ''))
+    self.assertEqual(runner.sample_note(full, 50000, None, 70000), (True, ''))
+    self.assertEqual(runner.sample_note(ppl, 50000, 0, 0), (True, ''))
+    # A 100-image dataset: the 100 reals used, not the 50000 asked for.
+    self.assertEqual(runner.sample_note(fid, 100, 50000, 100),
+                     (False, 'REDUCED sample counts: 100 fakes (protocol: 50000), 100 reals '
+                             '(protocol: 50000; the dataset holds only 100 images)'))
+    self.assertEqual(runner.sample_note(fid, 50000, 50000, 100)[1],
+                     'REDUCED sample counts: 100 reals (protocol: 50000; the dataset holds '
+                     'only 100 images)')
+    self.assertEqual(runner.sample_note(pr, 64, 64, 64)[1],
+                     'REDUCED sample counts: 64 fakes (protocol: 50000), 64 reals (protocol: '
+                     '50000)')
+    self.assertEqual(runner.sample_note(full, 50000, 30, 30)[1],
+                     'REDUCED sample counts: 30 reals (protocol: the whole dataset)')
+    self.assertEqual(runner.result_names('pr50k3'), ['pr50k3_precision', 'pr50k3_recall'])
+    self.assertEqual(runner.result_names('fid50k'), ['fid50k'])
+
   def test_images_to_uint8_is_the_official_conversion(self):
     x = tf.constant([-2.0, -1.0, -0.999, 0.0, 0.5, 0.999, 1.0, 3.0])
     # saturate_cast(x * 127.5 + 128): truncation after +0.5 rounding.

@@ -35,6 +35,34 @@ class MonitoringTest(tf.test.TestCase):
     gray = tool_util.save_png(os.path.join(folder, 'g.png'), np.zeros([4, 4, 1], np.uint8))
     self.assertEqual(PIL.Image.open(gray).mode, 'L')
 
+  def test_config_as_text_and_hparams(self):
+    cfg = {'G': {'z_dim': 16, 'arch': 'skip'}, 'grid': [2, 2], 'resume_pkl': None,
+           'mirror': True, 'lr': 0.002}
+    self.assertEqual(monitoring.flatten_config(cfg),
+                     {'G.z_dim': 16, 'G.arch': 'skip', 'grid': '[2, 2]', 'resume_pkl': 'none',
+                      'mirror': True, 'lr': 0.002})
+    run = tempfile.mkdtemp()
+    mon = monitoring.Monitor(run)
+    mon.config(cfg, ['Loss/G/loss', 'Metrics/fid50k'])
+    mon.close()
+    from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+    acc = event_accumulator.EventAccumulator(run, size_guidance={'tensors': 0})
+    acc.Reload()
+    self.assertIn('config', acc.Tags()['tensors'])
+    text = tf.make_ndarray(acc.Tensors('config')[0].tensor_proto).item().decode()
+    self.assertIn('"z_dim": 16', text)
+    hparams = acc.PluginTagToContent('hparams')
+    self.assertCountEqual(hparams, ['_hparams_/experiment', '_hparams_/session_start_info'])
+    from tensorboard.plugins.hparams import plugin_data_pb2  # pylint: disable=g-import-not-at-top
+    exp = plugin_data_pb2.HParamsPluginData.FromString(hparams['_hparams_/experiment'])
+    self.assertEqual([m.name.tag for m in exp.experiment.metric_infos],
+                     ['Loss/G/loss', 'Metrics/fid50k'])
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        hparams['_hparams_/session_start_info']).session_start_info
+    self.assertEqual(start.hparams['G.z_dim'].number_value, 16)
+    self.assertEqual(start.hparams['G.arch'].string_value, 'skip')
+    self.assertTrue(start.hparams['mirror'].bool_value)
+
   def test_tick_stats(self):
     s = monitoring.TickStats()
     s.add({'a': 1.0, 'b': 2.0})
