@@ -108,7 +108,7 @@ def report(args):
   out, curves, grids = {}, {}, []
   for label, precision, seed in RUNS:
     rd = run_dir(args.work, precision, seed)
-    _, _, G_ema, _ = serialization.load_networks(
+    _, _, G_ema = serialization.load_networks(
         os.path.join(rd, 'export', 'networks-final'))
     z = np.random.RandomState(1234).randn(2000, G_ema.z_dim).astype(np.float32)
     fakes = np.concatenate([G_ema(tf.constant(z[i:i + 200]), noise_mode='const').numpy()

@@ -187,6 +187,10 @@ def _build(table, stylegan2, network, kwargs, extra, who):
       raise ValueError(f'{who}: mixed precision is not supported by the StyleGAN networks of '
                        f'config-a ({network}); train config-a in float32.')
     extra = {}
+  if network != stylegan2:  # The growing networks compute their low-precision blocks in float16.
+    extra = dict(extra)
+    if extra.pop('fp16_dtype', 'float16') != 'float16':
+      raise ValueError(f'{who}: {network} has a float16 path only (no bfloat16).')
   return getattr(networks, table[network])(**kwargs, **extra)
 
 

@@ -341,6 +341,10 @@ def _check_networks_and_growing(cfg: TrainConfig, g, d, info, res):
                'which has one architecture; use --cfg=config-e-G<arch>-D<arch> (or a '
                '*-nogrow config) to choose architectures.')
   sched = cfg.schedule
+  if cfg.precision == 'bfloat16' and (g.network in grow_nets or d.network in grow_nets):
+    raise ConfigError(f'--precision=bfloat16: the networks of --cfg={cfg.cfg_name} '
+                      f'({g.network} / {d.network}) have a float16 path only; use '
+                      '--precision=float16 or float32, or a config-e/f network.')
   if cfg.mixed_precision and (g.network == 'G_style' or d.network == 'D_basic'):
     raise ConfigError(f'--mixed_precision: the StyleGAN networks of --cfg={cfg.cfg_name} '
                       '(G_style / D_basic) have no float16 path; train config-a in float32.')

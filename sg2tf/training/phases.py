@@ -136,8 +136,10 @@ class Phases:
     # The one-pass path-length gradient all-reduces inside the differentiated function; XLA
     # cannot compile that, and chunks cannot see each other: both use the two-pass form.
     self.pl_two_pass = self.pl_chunks > 1 or self.jit
+    # Not _pl_one_pass: its batch mean is a cross-replica all-reduce (a merge_call), which
+    # tf.distribute refuses inside a tf.function nested in strategy.run.
     chunk_fns = ('_g_main_chunk', '_d_main_chunk', '_d_reg_chunk', '_pl_lengths_chunk',
-                 '_pl_grad_chunk', '_pl_one_pass')
+                 '_pl_grad_chunk')
     # Each pass is its own function: traced once although called before and inside the
     # accumulation loop, and the unit XLA compiles.
     for name in chunk_fns:

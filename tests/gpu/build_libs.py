@@ -19,6 +19,7 @@ import hashlib
 import importlib.util
 import os
 import pathlib
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -39,12 +40,31 @@ CPU_LIB = 'sg2tf_cpu_check.so'
 # build.py's nvcc_flags() without its -gencode list (this build targets the GPU it finds).
 NVCC_FLAGS = ('-x', 'cu', '-std=c++17', '-O3', '--expt-relaxed-constexpr', '-Xcompiler', '-fPIC',
               '-DNDEBUG', f'-I{CC_DIR}')
-# build.py's cpu_compile_flags() without TF's flags (added only for bias_act_kernel.cc);
+# build.py's cpu_compile_flags() without TF's flags (added only for bias_act_kernel.cc) and
+# without the target, which cxx_arch_flags() adds: the op build's portable baseline (never
+# -march=native: TF's Eigen does not compile with AVX512-FP16 under g++ 12).
 # -Wno-psabi silences GCC's note about 64-byte vectors, which never cross this library's ABI.
-CXX_FLAGS = ('-std=c++17', '-shared', '-fPIC', '-O3', '-march=native', '-DNDEBUG',
+CXX_FLAGS = ('-std=c++17', '-shared', '-fPIC', '-O3', '-DNDEBUG',
              '-Wno-deprecated-declarations', '-Wno-ignored-attributes', '-Wno-interference-size',
              f'-I{CC_DIR}')
 CXX_EXTRA = ('-Wno-psabi',)
+
+
+def _accepts(cxx, flag):
+  try:
+    return subprocess.run([cxx, flag, '-x', 'c++', '-fsyntax-only', '-'], input='',
+                          capture_output=True, text=True, check=False).returncode == 0
+  except OSError:
+    return False
+
+
+def cxx_arch_flags(cxx):
+  """build.variant_flags('baseline') without TensorFlow: -march=x86-64-v2 (and AVX512-FP16
+  off where the compiler knows it) on x86-64, the compiler's default elsewhere."""
+  if platform.machine().lower() in ('x86_64', 'amd64', 'i386', 'i686'):
+    return ['-march=x86-64-v2'] + (['-mno-avx512fp16'] if _accepts(cxx, '-mno-avx512fp16')
+                                   else [])
+  return []
 
 
 class BuildError(RuntimeError):
@@ -188,7 +208,7 @@ def build_cpu_library(ops_lib=None, log=print):
   if shutil.which(cxx) is None:
     raise BuildError(f'C++ compiler {cxx!r} not found; install g++ or set $CXX')
   tf = tensorflow_dirs()
-  flags = list(CXX_FLAGS) + list(CXX_EXTRA)
+  flags = list(CXX_FLAGS) + cxx_arch_flags(cxx) + list(CXX_EXTRA)
   parts, reason = [_version(cxx), *flags], None
   if ops_lib is not None:
     ops_lib = pathlib.Path(ops_lib).resolve()

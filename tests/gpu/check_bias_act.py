@@ -35,7 +35,7 @@ ACTS = {
     'elu': (5, 'y', 1.0, 1.0, True),
     'selu': (6, 'y', 0.0, 1.0, True),
     'softplus': (7, 'y', 0.0, 1.0, True),
-    'swish': (8, 'x', 0.0, 1.0, True),
+    'swish': (8, 'x', 0.0, math.sqrt(2), True),
 }
 REF_KIND = {'': 0, 'x': 1, 'y': 2}
 

@@ -338,7 +338,8 @@ class PartsTest(unittest.TestCase):
     no_gencode = [f for i, f in enumerate(nvcc) if f != '-gencode' and
                   (i == 0 or nvcc[i - 1] != '-gencode')]
     self.assertEqual(no_gencode, list(build_libs.NVCC_FLAGS))
-    self.assertEqual(build.cpu_compile_flags([]), list(build_libs.CXX_FLAGS))
+    self.assertEqual(build.cpu_compile_flags([], build.variant_flags('baseline')),
+                     list(build_libs.CXX_FLAGS) + build_libs.cxx_arch_flags(build.cxx()))
 
 
 class CudaBackendTest(unittest.TestCase):
