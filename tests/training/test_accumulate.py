@@ -4,8 +4,6 @@ a chunk; training state and resume are unchanged."""
 
 import dataclasses
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -26,22 +24,14 @@ def rel_err(a, b):
              for x, y in zip(a, b))
 
 
-class AccumulateTest(tf.test.TestCase):
+class AccumulateTest(tiny.TrainerTestCase):
+
+  DATASET_COUNT = 16
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls._grappler = tf.config.optimizer.get_experimental_options()
-    tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True})
-    cls.root = tempfile.mkdtemp()
-    cls.data = tiny.make_dataset(os.path.join(cls.root, 'data'), count=16, resolution=8)
     cls.reals = tf.constant(np.random.RandomState(0).uniform(-1, 1, [8, 8, 8, 3]), tf.float32)
-
-  @classmethod
-  def tearDownClass(cls):
-    tf.config.optimizer.set_experimental_options(cls._grappler)
-    shutil.rmtree(cls.root, ignore_errors=True)
-    super().tearDownClass()
 
   def trainer(self, name, batch=8, mbstd=1, **kw):
     cfg = tiny.tiny_config(os.path.join(self.root, name), self.data, resolution=8,

@@ -2,8 +2,6 @@
 sign statistics the test sets; fixed mode; TensorBoard scalars; resume keeps p exactly."""
 
 import os
-import shutil
-import tempfile
 
 import tensorflow as tf
 
@@ -46,21 +44,7 @@ def _state(tr):
   return [v.numpy() for v in variables] + [tr.augment_p.numpy(), tr.ada.stats.numpy()]
 
 
-class TrainerAdaTest(tf.test.TestCase):
-
-  @classmethod
-  def setUpClass(cls):
-    super().setUpClass()
-    cls._grappler = tf.config.optimizer.get_experimental_options()
-    tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True})
-    cls.root = tempfile.mkdtemp()
-    cls.data = tiny.make_dataset(os.path.join(cls.root, 'data'), count=12, resolution=8)
-
-  @classmethod
-  def tearDownClass(cls):
-    tf.config.optimizer.set_experimental_options(cls._grappler)
-    shutil.rmtree(cls.root, ignore_errors=True)
-    super().tearDownClass()
+class TrainerAdaTest(tiny.TrainerTestCase):
 
   def config(self, name, total_kimg, **augment):
     aug = dict(mode='ada', pipe='blit', target=0.6, interval=4, kimg=0.1, p=0.5)

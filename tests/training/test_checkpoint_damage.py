@@ -13,7 +13,6 @@ stops and changes nothing, unless --resume=none. Leftovers of interrupted writes
 import dataclasses
 import os
 import shutil
-import tempfile
 
 import tensorflow as tf
 
@@ -74,15 +73,11 @@ DAMAGE = {
 }
 
 
-class CheckpointDamageTest(tf.test.TestCase):
+class CheckpointDamageTest(tiny.TrainerTestCase):
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls._grappler = tf.config.optimizer.get_experimental_options()
-    tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True})
-    cls.root = tempfile.mkdtemp()
-    cls.data = tiny.make_dataset(os.path.join(cls.root, 'data'), count=12, resolution=8)
     cls.strategy = distribute.make_strategy('default')
     # A: uninterrupted, 6 minibatches. P: the same run stopped after 5 (ckpt-4, -12, -20).
     a = loop.train(cls.config('A', 0.024), cls.strategy)
@@ -91,12 +86,6 @@ class CheckpointDamageTest(tf.test.TestCase):
     cls.partial = loop.train(cls.config('P', 0.020), cls.strategy).cfg.run_dir
     cls.ref = {n: _state(cls.resumed_copy(f'ref{n}', lambda d: None, resume=f'ckpt-{n}'))
                for n in (12, 20)}
-
-  @classmethod
-  def tearDownClass(cls):
-    tf.config.optimizer.set_experimental_options(cls._grappler)
-    shutil.rmtree(cls.root, ignore_errors=True)
-    super().tearDownClass()
 
   @classmethod
   def config(cls, name, kimg, **kw):

@@ -5,7 +5,6 @@ resume in the middle of a fade-in; config a (StyleGAN networks) and mixed precis
 import dataclasses
 import json
 import os
-import shutil
 import tempfile
 
 import numpy as np
@@ -44,15 +43,11 @@ def _nets(name):
                         pl_weight=net.pl_weight))
 
 
-class GrowingTrainerTest(tf.test.TestCase):
+class GrowingTrainerTest(tiny.TrainerTestCase):
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls._grappler = tf.config.optimizer.get_experimental_options()
-    tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True})
-    cls.root = tempfile.mkdtemp()
-    cls.data = tiny.make_dataset(os.path.join(cls.root, 'data'), count=12, resolution=8)
     cls.cfg_a = cls.config('A', 0.032)
     cls.trainer_a = loop.Trainer(cls.cfg_a, distribute.make_strategy('default'))
     cls.levels = []
@@ -65,12 +60,6 @@ class GrowingTrainerTest(tf.test.TestCase):
     cls.trainer_a._apply_schedule = record  # pylint: disable=protected-access
     cls.trainer_a.run()
     cls.state_a = _state(cls.trainer_a)
-
-  @classmethod
-  def tearDownClass(cls):
-    tf.config.optimizer.set_experimental_options(cls._grappler)
-    shutil.rmtree(cls.root, ignore_errors=True)
-    super().tearDownClass()
 
   @classmethod
   def config(cls, name, kimg, nets='config-d', **kw):

@@ -5,8 +5,6 @@ import dataclasses
 import glob
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -28,27 +26,16 @@ def _state(tr):
                                            tr.step.numpy(), tr.nimg.numpy()]
 
 
-class TrainerTest(tf.test.TestCase):
+class TrainerTest(tiny.TrainerTestCase):
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    # Graph optimisation takes longer than these tiny steps run; restored afterwards.
-    cls._grappler = tf.config.optimizer.get_experimental_options()
-    tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True})
-    cls.root = tempfile.mkdtemp()
-    cls.data = tiny.make_dataset(os.path.join(cls.root, 'data'), count=12, resolution=8)
     # Run A: 6 minibatches of 4 in one go, with x-flips and a shuffle crossing epochs.
     cls.cfg_a = cls.config('A', 0.024)
     cls.trainer_a = loop.Trainer(cls.cfg_a, distribute.make_strategy('default'))
     cls.trainer_a.run()
     cls.state_a = _state(cls.trainer_a)
-
-  @classmethod
-  def tearDownClass(cls):
-    tf.config.optimizer.set_experimental_options(cls._grappler)
-    shutil.rmtree(cls.root, ignore_errors=True)
-    super().tearDownClass()
 
   @classmethod
   def config(cls, name, kimg, **kw):

@@ -2,8 +2,11 @@
 
 import dataclasses
 import os
+import shutil
+import tempfile
 
 import numpy as np
+import tensorflow as tf
 
 from sg2tf import configs as net_configs
 from sg2tf.networks import Discriminator, Generator
@@ -68,3 +71,26 @@ def list_files(folder):
   for root, _, files in os.walk(folder):
     out += [os.path.relpath(os.path.join(root, f), folder) for f in files]
   return sorted(out)
+
+
+class TrainerTestCase(tf.test.TestCase):
+  """A temporary root with a tiny dataset (cls.root, cls.data: DATASET_COUNT images at 8x8)
+  for trainer tests, and grappler off while the class runs (graph optimisation takes longer
+  than these tiny steps run; restored afterwards)."""
+
+  DATASET_COUNT = 12
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls._grappler = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True})
+    cls.root = tempfile.mkdtemp()
+    cls.data = make_dataset(os.path.join(cls.root, 'data'), count=cls.DATASET_COUNT,
+                            resolution=8)
+
+  @classmethod
+  def tearDownClass(cls):
+    tf.config.optimizer.set_experimental_options(cls._grappler)
+    shutil.rmtree(cls.root, ignore_errors=True)
+    super().tearDownClass()
