@@ -16,6 +16,8 @@ TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4;
 
 .PHONY: venv ops test quickstart bench gpu-check clean
 
+# pip install -e also installs the console scripts (sg2tf-train, sg2tf-dataset, ...) into
+# $(VENV)/bin; rerun when pyproject.toml (which lists them) changes.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -30,7 +32,8 @@ ops: venv
 	$(PY) -m sg2tf.custom_ops.build
 
 # The quickstart: 100 real LFW face crops from the scikit-image wheel (no download), resized
-# to 32x32, then a small StyleGAN2 for a few minutes (configs/quickstart.flags). Rerunning
+# to 32x32, then a small StyleGAN2 for a few minutes (--preset=quickstart:
+# sg2tf/presets/quickstart.flags). Rerunning
 # it resumes (and finishes at once when the run is complete).
 QUICKSTART_DIR := runs/quickstart
 
@@ -38,10 +41,10 @@ QUICKSTART_DIR := runs/quickstart
 # quickstart runs on the reference ops (e.g. `CXX=false make quickstart`).
 quickstart: venv
 	$(PY) -m sg2tf.custom_ops.build --allow-failure
-	$(PY) -m sg2tf.training.quickstart $(QUICKSTART_DIR)/lfw_faces.npy
-	test -d $(QUICKSTART_DIR)/dataset || $(PY) data/dataset_tool.py create_from_npy \
+	$(PY) -m sg2tf.dataset_tool.quickstart $(QUICKSTART_DIR)/lfw_faces.npy
+	test -d $(QUICKSTART_DIR)/dataset || $(VENV)/bin/sg2tf-dataset create_from_npy \
 	    $(QUICKSTART_DIR)/dataset $(QUICKSTART_DIR)/lfw_faces.npy --resize --resolution=32
-	$(PY) train_main.py --flagfile=configs/quickstart.flags
+	$(VENV)/bin/sg2tf-train --preset=quickstart
 	@echo "Done: $(QUICKSTART_DIR)/fakes*.png, reals.png; tensorboard --logdir $(QUICKSTART_DIR)"
 
 # Strict where a C++ compiler exists: an op build failure fails the suite. Without one (or

@@ -1,83 +1,19 @@
-"""Evaluates a generator with the official StyleGAN2 metrics.
+r"""Evaluates a generator with the official StyleGAN2 metrics (the repository's entry point;
+installed: `sg2tf-eval`).
 
   python eval_main.py --network=<official .pkl | network dir | run dir | checkpoint> \
       --data=datasets/ffhq --metrics=fid50k,pr50k3,ppl2_wend [--num_fakes=5000] \
-      [--feature_dir=...]
+      [--feature_dir=...] [--outdir=...]
 
-Prints a results table; appends one JSON line per metric to <output dir>/metrics.jsonl and
-writes TensorBoard scalars there. See sg2tf/flags.py for all flags.
+Prints a results table; appends one JSON line per metric to <outdir>/metrics.jsonl and writes
+TensorBoard scalars there. `--help` lists the flags by topic; the implementation is
+sg2tf/evaluate.py.
 """
 
-import os
-import sys
+from sg2tf import evaluate
+from sg2tf.evaluate import make_strategy, run  # pylint: disable=unused-import
 
-from absl import app
-from absl import logging
-
-from sg2tf import flags as sg2tf_flags
-
-sg2tf_flags.define_eval_flags()
-
-
-def make_strategy(name: str):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  gpus = tf.config.list_logical_devices('GPU')
-  if name == 'mirrored' or (name == 'auto' and len(gpus) > 1):
-    return tf.distribute.MirroredStrategy()
-  return tf.distribute.get_strategy()
-
-
-def run(config: sg2tf_flags.EvalConfig) -> int:
-  """Runs the evaluation described by config; returns the process exit code."""
-  from sg2tf.metrics import feature_files  # pylint: disable=g-import-not-at-top
-  from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
-  from sg2tf.metrics import real_data  # pylint: disable=g-import-not-at-top
-  from sg2tf.metrics import runner  # pylint: disable=g-import-not-at-top
-  from sg2tf import custom_ops  # pylint: disable=g-import-not-at-top
-  from sg2tf import selfcheck  # pylint: disable=g-import-not-at-top
-  from sg2tf.utils import files  # pylint: disable=g-import-not-at-top
-
-  expected = (ValueError, network_loader.NetworkLoadError, feature_files.FeatureFileMissingError,
-              real_data.RealDataError, FileNotFoundError, custom_ops.CustomOpUnavailableError,
-              files.DownloadError)
-  try:
-    # Custom / fused paths are trusted only after matching the reference here (cached).
-    selfcheck.ensure_trusted('evaluation')
-    metrics = runner.check_metric_names(config.metrics)
-    needs_data = [m for m in metrics if runner.METRICS[m].num_reals != 0]
-    if needs_data and not config.data:
-      raise ValueError(f'--data is required for {", ".join(needs_data)}.')
-    strategy = make_strategy(config.strategy)
-    with strategy.scope():
-      G = network_loader.load_generator(config.network)
-    options = runner.Options(
-        feature_dir=config.feature_dir, cache_dir=config.cache_dir,
-        download=config.download_features, num_fakes=config.num_fakes,
-        num_reals=config.num_reals, batch_per_replica=config.batch_per_replica,
-        seed=config.seed, truncation_psi=config.truncation_psi)
-    name, _ = network_loader.describe(config.network)
-    out_dir = config.output_dir or network_loader.output_dir_for(config.network)
-    results = runner.evaluate(G, metrics, config.data if needs_data else None, options,
-                              strategy=strategy, network_name=name, output_dir=out_dir)
-  except expected as e:
-    logging.debug('evaluation failed', exc_info=True)
-    logging.error('%s', e)
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  print(runner.format_table(results))
-  print(f'\nResults appended to {os.path.join(out_dir, "metrics.jsonl")}')
-  return 0
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  try:
-    config = sg2tf_flags.eval_config_from_flags()
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
-  return run(config)
-
+evaluate.define_flags()
 
 if __name__ == '__main__':
-  app.run(main)
+  evaluate.main(doc=__doc__)

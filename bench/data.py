@@ -97,7 +97,7 @@ def read_rate(ds_dir, replicas, seconds):
 
 def bench_resolution(root, res, n, seconds):
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from data import create  # pylint: disable=g-import-not-at-top
+  from sg2tf.dataset_tool import create  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(res)
   src = root / f'png{res}'
   make_pngs(src, n, res, rng)

@@ -76,7 +76,7 @@ if replicas > 1 and not gpus:
 import dataclasses
 from absl import logging
 logging.set_verbosity(logging.WARNING)
-from data.writer import DatasetWriter
+from sg2tf.dataset_tool.writer import DatasetWriter
 from sg2tf import configs as net_configs
 from sg2tf.training import config as config_lib, distribute, loop
 
@@ -153,7 +153,7 @@ if replicas > 1 and not gpus:
       cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
 from absl import logging
 logging.set_verbosity(logging.WARNING)
-from data.writer import DatasetWriter
+from sg2tf.dataset_tool.writer import DatasetWriter
 from sg2tf import configs as net_configs
 from sg2tf.training import config as config_lib, distribute, loop, schedule as schedule_lib
 

@@ -1,1 +1,1 @@
-"""Dataset creation: `python data/dataset_tool.py` (or `python -m data.dataset_tool`)."""
+"""The dataset tool entry point `python data/dataset_tool.py` (implementation: sg2tf/dataset_tool/)."""

@@ -1,7 +1,8 @@
 """Import NVIDIA's official StyleGAN2 (TF1) network pickles without TF1 and without dnnlib.
 
     G, D, G_ema = sg2tf.convert.load_official_pkl('stylegan2-ffhq-config-f.pkl')
-    python -m sg2tf.convert --pkl stylegan2-ffhq-config-f.pkl --out networks/ffhq-f
+    sg2tf-convert --pkl stylegan2-ffhq-config-f.pkl --outdir networks/ffhq-f
+    (or python -m sg2tf.convert ...; --out is the old name of --outdir)
 
 The pickle is the tuple (G, D, Gs) of `dnnlib.tflib.network.Network`; format and
 conventions: ../shared/fixtures/official_pkl/README.md. It is read with an allow-list
@@ -10,6 +11,7 @@ before anything is called. `build_module_src` (code in the pickle) is never exec
 networks are rebuilt from `build_func_name`, `static_kwargs` and the variables alone.
 """
 
+import dataclasses
 import math
 import os
 import re
@@ -17,13 +19,15 @@ import re
 from absl import logging
 import numpy as np
 
+from sg2tf import cli
 from sg2tf import official_variables
-from sg2tf.custom_ops import activation_funcs, policy
-from sg2tf.layers import nf_fn
-from sg2tf.networks.discriminator import Discriminator
-from sg2tf.networks.generator import Generator
 from sg2tf.utils import files
 from sg2tf.utils import safe_pickle
+
+
+# The networks (and so TensorFlow) are imported by the functions that build them, so that the
+# command line is checked, and TensorFlow quietened, before TensorFlow loads.
+TOPICS = cli.Topics()
 
 
 class OfficialPickleError(ValueError):
@@ -182,6 +186,7 @@ def _resolution(path, who, value):
 
 
 def _activation(path, who, name):
+  from sg2tf.custom_ops import activation_funcs  # pylint: disable=g-import-not-at-top
   if name not in activation_funcs:
     _fail(path, f'{who}: nonlinearity {name!r} is not supported ({sorted(activation_funcs)})')
   return name
@@ -260,6 +265,7 @@ def discriminator_kwargs(path, d_stub):
 def _expected_generator_shapes(gk):
   """{official flattened name: shape} of the variables whose shapes follow from each static
   kwarg (mapping sizes, resolution, channels, fmaps), from the official architecture."""
+  from sg2tf.layers import nf_fn  # pylint: disable=g-import-not-at-top
   nf = nf_fn(gk['fmap_base'], gk['fmap_decay'], gk['fmap_min'], gk['fmap_max'])
   z, c, w = gk['z_dim'], gk['c_dim'], gk['w_dim']
   out = {'dlatent_avg': [w]}
@@ -288,6 +294,7 @@ def _expected_generator_shapes(gk):
 
 
 def _expected_discriminator_shapes(dk):
+  from sg2tf.layers import nf_fn  # pylint: disable=g-import-not-at-top
   nf = nf_fn(dk['fmap_base'], dk['fmap_decay'], dk['fmap_min'], dk['fmap_max'])
   log2 = int(np.log2(dk['img_resolution']))
   out = {f'{2 ** log2}x{2 ** log2}/FromRGB/weight': [1, 1, dk['img_channels'], nf(log2 - 1)]}
@@ -412,6 +419,9 @@ def load_official_pkl(path, impl='auto'):
   Raises OfficialPickleError (a ValueError) for a pickle that is unsafe, malformed or of an
   unsupported network, and FileNotFoundError when path does not exist.
   """
+  from sg2tf.custom_ops import policy  # pylint: disable=g-import-not-at-top
+  from sg2tf.networks.generator import Generator  # pylint: disable=g-import-not-at-top
+  from sg2tf.networks.discriminator import Discriminator  # pylint: disable=g-import-not-at-top
   policy.check_impl(impl)
   path = os.fspath(path)
   if files.is_url(path):  # downloaded once, verified, then read like any local pickle
@@ -458,6 +468,8 @@ def _lod_value(path, who, values, name):
 
 def _generator_importer(path, g_stub):
   """(class, variable-map function, kwargs function) for the pickle's generator."""
+  from sg2tf.networks.generator import Generator  # pylint: disable=g-import-not-at-top
+  from sg2tf.custom_ops import activation_funcs  # pylint: disable=g-import-not-at-top
   from sg2tf import convert_growing as cg  # pylint: disable=g-import-not-at-top
   from sg2tf import networks  # pylint: disable=g-import-not-at-top
   fail = lambda msg: _fail(path, msg)
@@ -473,6 +485,8 @@ def _generator_importer(path, g_stub):
 
 def _discriminator_importer(path, d_stub):
   """(class, variable-map function, kwargs) for the pickle's discriminator."""
+  from sg2tf.networks.discriminator import Discriminator  # pylint: disable=g-import-not-at-top
+  from sg2tf.custom_ops import activation_funcs  # pylint: disable=g-import-not-at-top
   from sg2tf import convert_growing as cg  # pylint: disable=g-import-not-at-top
   from sg2tf import networks  # pylint: disable=g-import-not-at-top
   fail = lambda msg: _fail(path, msg)
@@ -496,36 +510,84 @@ def convert(pkl, out, impl='auto', overwrite=False):
   return serialization.save_networks(out, G, D, G_ema, metadata=meta, overwrite=overwrite)
 
 
-def main(argv):
-  from absl import app, flags  # pylint: disable=g-import-not-at-top,g-multiple-import
-  del argv
-  f = flags.FLAGS
-  if not f.pkl or not f.out:
-    raise app.UsageError('both --pkl (an official StyleGAN2 .pkl) and --out (a directory) are '
-                         'required')
+@dataclasses.dataclass(frozen=True)
+class ConvertConfig:
+  """What `sg2tf-convert` does (built from its flags by config_from_flags)."""
+  pkl: str
+  outdir: str
+  impl: str = 'auto'
+  overwrite: bool = False
+
+
+def define_flags(fv=None):
+  """Only when run as a program: importing this module defines no flags."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  fv = flags.FLAGS if fv is None else fv
+  if 'pkl' in fv:
+    return
+  c, kw = ConvertConfig('', ''), dict(flag_values=fv)
+  TOPICS.mark('Input and output', fv)
+  flags.DEFINE_string('pkl', None, 'Official StyleGAN2 network pickle (G, D, Gs): a path or '
+                      'an http(s) URL[#sha256=HEX], downloaded once into the cache.', **kw)
+  flags.DEFINE_string('outdir', None, 'Output directory for the native checkpoint + '
+                      'networks.json.', **kw)
+  flags.DEFINE_alias('out', 'outdir', flag_values=fv)
+  flags.DEFINE_bool('overwrite', c.overwrite, 'Replace --outdir if it exists.', **kw)
+  TOPICS.mark('Run', fv)
+  flags.DEFINE_enum('impl', c.impl, ['auto', 'custom', 'ref'],
+                    'Op implementation while converting (sg2tf.custom_ops.implementation); '
+                    'nothing about it is stored in the output.', **kw)
+  TOPICS.mark(None)
+
+
+def config_from_flags(f) -> ConvertConfig:
+  """The checked ConvertConfig; cli.UsageError names the flag."""
+  if not f.pkl or not f.outdir:
+    raise cli.UsageError('both --pkl (an official StyleGAN2 .pkl) and --outdir (a directory) '
+                         'are required (see --help).')
+  if files.is_url(f.pkl):
+    try:
+      files.split_url(f.pkl)
+    except ValueError as e:
+      raise cli.UsageError(f'--pkl={f.pkl}: {e}') from None
+  elif not files.isfile(f.pkl):
+    raise cli.UsageError(f'--pkl={f.pkl}: no such file (an official StyleGAN2 .pkl, or an '
+                         'http(s) URL).')
+  if files.exists(f.outdir) and not f.overwrite:
+    if not files.isdir(f.outdir) or files.listdir(f.outdir):
+      raise cli.UsageError(f'--outdir={f.outdir} exists; choose another directory or pass '
+                           '--overwrite.')
+  return ConvertConfig(pkl=f.pkl, outdir=f.outdir, impl=f.impl, overwrite=f.overwrite)
+
+
+def run(c: ConvertConfig) -> str:
+  """Converts as c says; returns the output directory."""
+  from sg2tf.custom_ops import policy  # pylint: disable=g-import-not-at-top
+  with policy.implementation(c.impl):
+    return convert(c.pkl, c.outdir, impl=c.impl, overwrite=c.overwrite)
+
+
+def _main(argv):
+  if len(argv) > 1:
+    raise cli.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  config = config_from_flags(flags.FLAGS)
   try:
-    with policy.implementation(f.impl):
-      out = convert(f.pkl, f.out, impl=f.impl, overwrite=f.overwrite)
+    out = run(config)
   except (files.DiskWriteError, files.DownloadError) as e:  # one line: what, where, why
-    raise SystemExit(f'error: {e}') from None
+    cli.fail(e, 1)
   except (OfficialPickleError, FileNotFoundError, FileExistsError) as e:
-    raise app.UsageError(str(e)) from None
+    cli.fail(e, 2)
   logging.info('Wrote %s', out)
   print(out)
+  return 0
 
 
-def _define_flags():
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string('pkl', None, 'Official StyleGAN2 network pickle (G, D, Gs): a path or '
-                      'an http(s) URL[#sha256=HEX], downloaded once into the cache.')
-  flags.DEFINE_string('out', None, 'Output directory for the native checkpoint + networks.json.')
-  flags.DEFINE_enum('impl', 'auto', ['auto', 'custom', 'ref'],
-                    'Op implementation while converting (sg2tf.custom_ops.implementation); '
-                    'nothing about it is stored in the output.')
-  flags.DEFINE_bool('overwrite', False, 'Replace --out if it exists.')
+def main(argv=None):
+  """The `sg2tf-convert` command (python -m sg2tf.convert)."""
+  define_flags()
+  cli.run_tool(_main, argv, doc=__doc__, topics=TOPICS)
 
 
 if __name__ == '__main__':
-  from absl import app as _app  # pylint: disable=g-import-not-at-top
-  _define_flags()
-  _app.run(main)
+  main()

@@ -1,6 +1,6 @@
 """Will sg2tf work here, and which paths will it use? Output meant for bug reports.
 
-    python -m sg2tf.doctor [--checks=ops,fused]
+    sg2tf-doctor [--checks=ops,fused]      (or python -m sg2tf.doctor)
 
 Prints versions, the CPU and its relevant instruction sets, GPUs (compute capability) and
 the CUDA/cuDNN TensorFlow was built with, the compilers found, the state of each op library
@@ -12,14 +12,17 @@ where TF has grouped-convolution gradients). Exit status 0 when every self-check
 passed, 1 otherwise.
 """
 
-import argparse
+import dataclasses
 import os
 import platform
 import shutil
 import subprocess
-import sys
 import time
-from typing import List, Optional, Sequence
+from typing import FrozenSet, List, Optional, Sequence
+
+from absl import flags
+
+from sg2tf import cli
 
 # The ISA extensions that matter for TF, Eigen and the op build (x86 and ARM names).
 _ISA = ('sse4_2', 'avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512vl', 'avx512dq',
@@ -60,16 +63,54 @@ def _fmt_errors(max_errors) -> str:
   return ', '.join(f'{k} {v:.1e}' for k, v in max_errors.items()) or '-'
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--checks', default='ops,fused',
-                      help='self-checks to run: ops (compiled vs reference), fused (fused vs '
-                      'non-fused modulated conv); empty for none')
-  args = parser.parse_args(argv)
-  checks = {c.strip() for c in args.checks.split(',') if c.strip()}
-  bad = checks - {'ops', 'fused'}
+CHECKS = ('ops', 'fused')
+TOPICS = cli.Topics()
+
+
+@dataclasses.dataclass(frozen=True)
+class DoctorConfig:
+  checks: FrozenSet[str] = frozenset(CHECKS)
+
+
+def define_flags(fv=flags.FLAGS) -> None:
+  if 'checks' in fv:
+    return
+  TOPICS.mark('Self-checks', fv)
+  flags.DEFINE_list('checks', list(CHECKS), 'Self-checks to run: ops (compiled vs reference), '
+                    'fused (fused vs non-fused modulated conv); empty for none.', flag_values=fv)
+  TOPICS.mark(None)
+
+
+def config_from_flags(fv=flags.FLAGS) -> DoctorConfig:
+  checks = {c.strip() for c in fv.checks if c.strip()}
+  bad = checks - set(CHECKS)
   if bad:
-    parser.error(f'--checks: unknown {sorted(bad)}; use ops and/or fused')
+    raise cli.UsageError(f'--checks: unknown {", ".join(sorted(bad))}; use ops and/or fused.')
+  return DoctorConfig(frozenset(checks))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  """The report for flags argv (without the program name); the exit status."""
+  fv = flags.FlagValues()
+  define_flags(fv)
+  cli.parse(['doctor'] + list(argv or []), fv)
+  return run(config_from_flags(fv))
+
+
+def cli_main(argv: Optional[Sequence[str]] = None) -> None:
+  """The `sg2tf-doctor` command (python -m sg2tf.doctor)."""
+  define_flags()
+
+  def _main(args):
+    if len(args) > 1:
+      raise cli.UsageError(f'unexpected arguments: {" ".join(args[1:])}')
+    return run(config_from_flags(flags.FLAGS))
+  cli.run_tool(_main, argv, doc=__doc__, topics=TOPICS)
+
+
+def run(config: DoctorConfig) -> int:
+  """Prints the report; 0 when every self-check that ran passed, 1 otherwise."""
+  checks = set(config.checks)
 
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -184,4 +225,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  cli_main()

@@ -1,13 +1,13 @@
-"""Exports a generator as a portable TensorFlow SavedModel (and optionally a .keras file).
+r"""Exports a generator as a portable TensorFlow SavedModel (and optionally a .keras file).
 
-    python -m sg2tf.export --network=<run dir | checkpoint | network dir | .pkl | URL> \
-        --out=<model dir> [--version=N] [--noise_mode=const] [--truncation_cutoff=N] [--keras]
+    sg2tf-export --network=<run dir | checkpoint | network dir | .pkl | URL> \
+        --outdir=<model dir> [--version=N] [--noise_mode=const] [--truncation_cutoff=N] [--keras]
         [--overwrite]
 
 Layout: TF Serving's `<model dir>/<version>/saved_model.pb`. `--version=N` picks the version
 (a non-negative integer); the default `next` is one more than the highest version already in
-`--out` (1 in an empty one), so exporting again adds a version that TF Serving picks up;
-`--version=none` writes the SavedModel into `--out` itself (the layout before versions; what
+`--outdir` (1 in an empty one), so exporting again adds a version that TF Serving picks up;
+`--version=none` writes the SavedModel into `--outdir` itself (the layout before versions; what
 `export_generator` does when called without `version`). Any path may be a TensorFlow
 filesystem path (gs://..., see sg2tf.utils.files); the export records no absolute paths
 (paths in the metadata are reduced to their last component).
@@ -39,14 +39,15 @@ does not. The output directory is written to a temporary folder and renamed.
 Training calls `export_generator(G_ema, out_dir)` at the end of a run.
 """
 
+import dataclasses
 import json
 import os
 from typing import Optional
 
-from absl import app
 from absl import flags
 from absl import logging
 
+from sg2tf import cli
 from sg2tf.utils import files
 
 FORMAT = 'sg2tf.saved_model'
@@ -132,12 +133,12 @@ def version_dir(model_dir: str, version) -> str:
     return model_dir
   if text == NEXT_VERSION:
     if files.isfile(os.path.join(model_dir, 'saved_model.pb')):
-      raise FileExistsError(f'--out={model_dir} holds a SavedModel itself (exported with '
-                            '--version=none); choose another --out for versioned exports.')
+      raise FileExistsError(f'--outdir={model_dir} holds a SavedModel itself (exported with '
+                            '--version=none); choose another --outdir for versioned exports.')
     return os.path.join(model_dir, str((versions(model_dir) or [0])[-1] + 1))
   if not text.isdigit():
     raise ValueError(f'--version={version}: use a non-negative integer, next (one more than '
-                     f'the highest in --out) or none (no version folder).')
+                     f'the highest in --outdir) or none (no version folder).')
   return os.path.join(model_dir, str(int(text)))
 
 
@@ -162,11 +163,11 @@ def export_generator(G, out_dir: str, noise_mode: str = 'const',
                      f'network has {G.num_ws} w layers).')
   out_dir = files.abspath(out_dir)
   if files.exists(out_dir) and not files.isdir(out_dir):
-    raise FileExistsError(f'--out={out_dir} is a file; choose a directory.')
+    raise FileExistsError(f'--outdir={out_dir} is a file; choose a directory.')
   if version is not None:
     out_dir = version_dir(out_dir, version)
   if files.isdir(out_dir) and files.listdir(out_dir) and not overwrite:
-    raise FileExistsError(f'--out={out_dir} exists and is not empty; choose another directory '
+    raise FileExistsError(f'--outdir={out_dir} exists and is not empty; choose another directory '
                           f'{"or version " if version is not None else ""}or pass --overwrite.')
   G_ref = rebuild_with_ref_ops(G)
   module = _module(G_ref, noise_mode, truncation_cutoff)
@@ -225,42 +226,92 @@ def export_network(network: str, out_dir: str, **kwargs) -> str:
 
 # ------------------------------------------------------------------ command line
 
-def _define_flags():
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+  """What `sg2tf-export` does (built from its flags by config_from_flags)."""
+  network: str
+  outdir: str
+  version: str = NEXT_VERSION
+  noise_mode: str = 'const'
+  truncation_cutoff: Optional[int] = None
+  keras: bool = False
+  overwrite: bool = False
+
+
+TOPICS = cli.Topics()
+
+
+def define_flags(fv=flags.FLAGS):
   """Only when run as a program: importing export_generator must not define flags."""
+  if 'network' in fv:
+    return
+  c, kw = ExportConfig('', ''), dict(flag_values=fv)
+  TOPICS.mark('Network and output', fv)
   flags.DEFINE_string('network', None, 'Network to export: a training run directory (latest '
                       'checkpoint), a checkpoint prefix, an sg2tf network directory or an '
-                      'official StyleGAN2 .pkl.')
-  flags.DEFINE_string('out', None, 'Model directory: the SavedModel goes to <out>/<version>/ '
-                      '(TF Serving layout). Any TensorFlow filesystem path.')
-  flags.DEFINE_string('version', NEXT_VERSION, 'Version folder under --out: a non-negative '
+                      'official StyleGAN2 .pkl.', **kw)
+  flags.DEFINE_string('outdir', None, 'Model directory: the SavedModel goes to '
+                      '<outdir>/<version>/ (TF Serving layout). Any TensorFlow filesystem '
+                      'path.', **kw)
+  flags.DEFINE_alias('out', 'outdir', flag_values=fv)
+  flags.DEFINE_string('version', c.version, 'Version folder under --outdir: a non-negative '
                       'integer, next (one more than the highest there, 1 if none) or none (the '
-                      'SavedModel directly in --out).')
-  flags.DEFINE_enum('noise_mode', 'const', list(NOISE_MODES),
+                      'SavedModel directly in --outdir).', **kw)
+  flags.DEFINE_bool('overwrite', c.overwrite, 'Replace a non-empty --outdir directory.', **kw)
+  flags.DEFINE_bool('keras', c.keras, 'Also write generator.keras (needs sg2tf to load).', **kw)
+  TOPICS.mark('The exported model', fv)
+  flags.DEFINE_enum('noise_mode', c.noise_mode, list(NOISE_MODES),
                     'Noise inputs of the exported model: const (stored buffers, deterministic), '
-                    'random (fresh each call) or none.')
-  flags.DEFINE_integer('truncation_cutoff', None,
-                       'Apply truncation only to the first N w layers (default: all).')
-  flags.DEFINE_bool('keras', False, 'Also write generator.keras (needs sg2tf to load).')
-  flags.DEFINE_bool('overwrite', False, 'Replace a non-empty --out directory.')
+                    'random (fresh each call) or none.', **kw)
+  flags.DEFINE_integer('truncation_cutoff', c.truncation_cutoff,
+                       'Apply truncation only to the first N w layers (default: all).', **kw)
+  TOPICS.mark(None)
 
 
-def main(argv):
+def config_from_flags(f) -> ExportConfig:
+  """The checked ExportConfig; cli.UsageError names the flag. No TensorFlow."""
   from sg2tf import tool_util  # pylint: disable=g-import-not-at-top
-  FLAGS = flags.FLAGS  # pylint: disable=invalid-name
   try:
-    if len(argv) > 1:
-      raise tool_util.ToolError(f'unexpected arguments: {" ".join(argv[1:])}')
-    if not FLAGS.network or not FLAGS.out:
-      raise tool_util.ToolError('both --network and --out are required (see --help).')
-    tool_util.check_network_path(FLAGS.network)
-    path = export_network(FLAGS.network, FLAGS.out, noise_mode=FLAGS.noise_mode,
-                          truncation_cutoff=FLAGS.truncation_cutoff, keras_file=FLAGS.keras,
-                          overwrite=FLAGS.overwrite, version=FLAGS.version)
+    if not f.network or not f.outdir:
+      raise tool_util.ToolError('both --network and --outdir are required (see --help).')
+    tool_util.check_network_path(f.network)
+    text = str(f.version).strip().lower()
+    if text not in (NEXT_VERSION, NO_VERSION) and not text.isdigit():
+      version_dir(f.outdir, text)  # raises the message naming --version
+    if f.truncation_cutoff is not None and f.truncation_cutoff < 1:
+      raise tool_util.ToolError(f'--truncation_cutoff={f.truncation_cutoff} must be >= 1.')
+  except ValueError as e:
+    raise cli.UsageError(str(e)) from None
+  return ExportConfig(network=f.network, outdir=f.outdir, version=text,
+                      noise_mode=f.noise_mode, truncation_cutoff=f.truncation_cutoff,
+                      keras=f.keras, overwrite=f.overwrite)
+
+
+def run(c: ExportConfig) -> str:
+  """Exports as c says; returns the SavedModel directory."""
+  return export_network(c.network, c.outdir, noise_mode=c.noise_mode,
+                        truncation_cutoff=c.truncation_cutoff, keras_file=c.keras,
+                        overwrite=c.overwrite, version=c.version)
+
+
+def _main(argv):
+  from sg2tf import tool_util  # pylint: disable=g-import-not-at-top
+  if len(argv) > 1:
+    raise cli.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  config = config_from_flags(flags.FLAGS)
+  try:
+    path = run(config)
   except tool_util.expected_errors() as e:
     tool_util.exit_with_error(e)
   print(f'Exported {path}')
+  return 0
+
+
+def main(argv=None):
+  """The `sg2tf-export` command (python -m sg2tf.export)."""
+  define_flags()
+  cli.run_tool(_main, argv, doc=__doc__, topics=TOPICS)
 
 
 if __name__ == '__main__':
-  _define_flags()
-  app.run(main)
+  main()

@@ -1,9 +1,13 @@
-"""All command-line flags of sg2tf, defined in one place, and the configs built from them.
+"""The command-line flags of training and evaluation, and the configs built from them.
 
-Entry points define their own section (`define_eval_flags()` in eval_main.py,
-`define_train_flags()` in train_main.py), parse argv with absl, and call ONE builder
-(`eval_config_from_flags()` / `train_config_from_flags()`) to get a frozen dataclass;
-nothing else reads FLAGS. `--flagfile=<file>` works as with any absl program.
+The entry points (sg2tf/train.py: `sg2tf-train`, train_main.py; sg2tf/evaluate.py:
+`sg2tf-eval`, eval_main.py) define their section (`define_train_flags()`,
+`define_eval_flags()`), parse argv through sg2tf.cli (presets, one-line errors) and call ONE
+builder (`train_config_from_flags()` / `eval_config_from_flags()`) to get a frozen dataclass;
+nothing else reads FLAGS. The other tools define their flags next to them (generate.py,
+project.py, export.py, convert.py, dataset_tool/main.py) the same way. Training defaults are
+the dataclasses' (sg2tf/training/config.py). TRAIN_TOPICS / EVAL_TOPICS group the flags for
+--help.
 """
 
 import dataclasses
@@ -11,7 +15,11 @@ from typing import Optional, Tuple
 
 from absl import flags
 
+from sg2tf import cli
+
 FLAGS = flags.FLAGS
+TRAIN_TOPICS = cli.Topics()
+EVAL_TOPICS = cli.Topics()
 
 # --------------------------------------------------------------------------- evaluation
 
@@ -21,6 +29,8 @@ def define_eval_flags(flag_values=FLAGS):
   if 'network' in fv:
     return
   kw = dict(flag_values=fv)
+  t = EVAL_TOPICS
+  t.mark('What to evaluate', fv)
   flags.DEFINE_string('network', None,
                       'Network to evaluate: an official StyleGAN2 .pkl (a path or an http(s) '
                       'URL[#sha256=HEX]), an sg2tf network directory, a training run directory '
@@ -31,12 +41,14 @@ def define_eval_flags(flag_values=FLAGS):
   flags.DEFINE_list('metrics', ['fid50k'],
                     'Comma-separated metrics: fid50k, fid50k_full, is50k, pr50k3, ppl_zfull, '
                     'ppl_wfull, ppl_zend, ppl_wend, ppl2_wend.', **kw)
+  t.mark('Sample counts', fv)
   flags.DEFINE_integer('num_fakes', None,
                        'Reduce the number of generated samples (quick runs; the results are '
                        'marked as not comparable with published numbers).', lower_bound=2, **kw)
   flags.DEFINE_integer('num_reals', None,
                        'Reduce the number of real images (default: the official count; pr50k3 '
                        'uses --num_fakes when only that is given).', lower_bound=2, **kw)
+  t.mark('Files: feature networks, caches, output', fv)
   flags.DEFINE_string('feature_dir', None,
                       'Folder with the feature network files (also: $SG2TF_FEATURE_DIR). See '
                       'sg2tf/metrics/feature_files.py for names and URLs.', **kw)
@@ -46,9 +58,11 @@ def define_eval_flags(flag_values=FLAGS):
   flags.DEFINE_string('cache_dir', None,
                       'Cache for real-data statistics (also: $SG2TF_METRICS_CACHE; default '
                       '~/.cache/sg2tf/metrics).', **kw)
-  flags.DEFINE_string('output_dir', None,
+  flags.DEFINE_string('outdir', None,
                       'Where metrics.jsonl and TensorBoard scalars go (default: the run dir, or '
                       'the folder of the network file).', **kw)
+  flags.DEFINE_alias('output_dir', 'outdir', flag_values=fv)
+  t.mark('Run: batch, seed, devices', fv)
   flags.DEFINE_integer('eval_batch_size', 8, 'Images per replica per step (PPL: half as many '
                        'pairs).', lower_bound=1, **kw)
   flags.DEFINE_integer('eval_seed', 0, 'Seed of the latents.', **kw)
@@ -57,6 +71,7 @@ def define_eval_flags(flag_values=FLAGS):
   flags.DEFINE_enum('strategy', 'auto', ['auto', 'default', 'mirrored'],
                     'tf.distribute strategy: mirrored over all GPUs (auto picks it when there '
                     'is more than one GPU), or the default single-device strategy.', **kw)
+  t.mark(None)
 
 
 
@@ -88,7 +103,7 @@ def eval_config_from_flags(flag_values=FLAGS) -> EvalConfig:
       metrics=tuple(m.strip() for m in FLAGS.metrics if m.strip()),
       num_fakes=FLAGS.num_fakes, num_reals=FLAGS.num_reals, feature_dir=FLAGS.feature_dir,
       download_features=FLAGS.download_features, cache_dir=FLAGS.cache_dir,
-      output_dir=FLAGS.output_dir, batch_per_replica=FLAGS.eval_batch_size,
+      output_dir=FLAGS.outdir, batch_per_replica=FLAGS.eval_batch_size,
       seed=FLAGS.eval_seed, truncation_psi=FLAGS.truncation_psi, strategy=FLAGS.strategy)
 
 
@@ -100,23 +115,29 @@ def eval_config_from_flags(flag_values=FLAGS) -> EvalConfig:
 def define_train_flags(flag_values=FLAGS):
   """Defines the training flags (once per FlagValues)."""
   from sg2tf import configs as net_configs  # pylint: disable=g-import-not-at-top
+  from sg2tf.training import config as tc  # pylint: disable=g-import-not-at-top
   fv = flag_values
   if 'run_dir' in fv:
     return
   kw = dict(flag_values=fv)
-  # Data and run directory.
+  # Every default comes from the config dataclasses (the one place they are written).
+  cfg, data, loss, opt, aug = (tc.TrainConfig(run_dir='', data=tc.DataConfig()),
+                               tc.DataConfig(), tc.LossConfig(), tc.OptimizerConfig(),
+                               tc.AugmentConfig())
+  t = TRAIN_TOPICS
+  t.mark('Data and run directory', fv)
   flags.DEFINE_string('data_dir', None, 'TFRecord dataset directory (<name>-rNN.tfrecords, '
                       'made by data/dataset_tool.py or NVIDIA\'s tool). Required.', **kw)
   flags.DEFINE_string('run_dir', None, 'Run directory: config.json, checkpoints/, TensorBoard '
                       'events, PNG grids, network snapshots, export/. Required.', **kw)
   flags.DEFINE_integer('resolution', None, 'Training resolution; default: the highest the '
                        'dataset holds.', **kw)
-  flags.DEFINE_bool('mirror', False, 'Random x-flips of the reals (FFHQ: on; LSUN: off).', **kw)
-  flags.DEFINE_bool('cond', False, 'Conditional training on the dataset\'s labels.', **kw)
-  flags.DEFINE_integer('shuffle_mb', 512, 'Shuffle buffer size in MiB of records.', lower_bound=1,
+  flags.DEFINE_bool('mirror', data.mirror, 'Random x-flips of the reals (FFHQ: on; LSUN: off).', **kw)
+  flags.DEFINE_bool('cond', data.use_labels, 'Conditional training on the dataset\'s labels.', **kw)
+  flags.DEFINE_integer('shuffle_mb', data.shuffle_mb, 'Shuffle buffer size in MiB of records.', lower_bound=1,
                        **kw)
-  # Networks: a named paper config, optionally overridden.
-  flags.DEFINE_enum('cfg', 'config-f', sorted(net_configs.CONFIGS),
+  t.mark('Networks (a paper config, optionally overridden)', fv)
+  flags.DEFINE_enum('cfg', cfg.cfg_name, sorted(net_configs.CONFIGS),
                     'Network config of the paper (Table 1: config-a .. config-f, a-d with '
                     'progressive growing; config-b-nogrow .. config-d-nogrow: b-d without it; '
                     'Table 2: config-e-G<arch>-D<arch>). Sets the networks, fmap_base, gamma, '
@@ -128,92 +149,94 @@ def define_train_flags(flag_values=FLAGS):
   flags.DEFINE_integer('latent_dim', None, 'Override z and w size (512).', **kw)
   flags.DEFINE_integer('mapping_layers', None, 'Override mapping depth (8).', **kw)
   flags.DEFINE_integer('mbstd_group_size', None, 'Override D minibatch-stddev group (4).', **kw)
-  # Loss and regularisation.
+  t.mark('Loss and regularisation', fv)
   flags.DEFINE_float('gamma', None, 'R1 weight; default: the config\'s (10; config-e: 100).',
                      **kw)
   flags.DEFINE_float('pl_weight', None, 'Path-length weight; default: the config\'s (2; 0 for '
                      'config-b/c).', **kw)
-  flags.DEFINE_float('pl_decay', 0.01, 'Decay of the path-length target\'s moving average.',
+  flags.DEFINE_float('pl_decay', loss.pl_decay, 'Decay of the path-length target\'s moving average.',
                      **kw)
-  flags.DEFINE_integer('pl_batch_shrink', 2, 'Path length runs on batch / this.', **kw)
+  flags.DEFINE_integer('pl_batch_shrink', loss.pl_batch_shrink, 'Path length runs on batch / this.', **kw)
   flags.DEFINE_float('style_mixing', None, 'Style-mixing probability; default: the config\'s '
                      '(0.9).', **kw)
   flags.DEFINE_bool('lazy_reg', None, 'Lazy regularisation; default: the config\'s (off for '
                     'config-b only).', **kw)
-  flags.DEFINE_integer('g_reg_interval', 4, 'Path-length step every N minibatches (lazy).', **kw)
-  flags.DEFINE_integer('d_reg_interval', 16, 'R1 step every N minibatches (lazy).', **kw)
-  # Optimizer (Adam; the lazy-regularisation adjustment is applied on top).
+  flags.DEFINE_integer('g_reg_interval', loss.g_reg_interval, 'Path-length step every N minibatches (lazy).', **kw)
+  flags.DEFINE_integer('d_reg_interval', loss.d_reg_interval, 'R1 step every N minibatches (lazy).', **kw)
+  t.mark('Optimizer (Adam; the lazy-regularisation adjustment is applied on top)', fv)
   flags.DEFINE_float('lr', None, 'Adam learning rate of G and D; default: the config\'s '
                      '(0.002; configs a-d: 0.001, the base of their growing schedule, which '
                      'raises it to 0.0015-0.003 from 128x128 on).', **kw)
-  flags.DEFINE_float('beta1', 0.0, 'Adam beta1.', **kw)
-  flags.DEFINE_float('beta2', 0.99, 'Adam beta2.', **kw)
-  flags.DEFINE_float('adam_eps', 1e-8, 'Adam epsilon.', **kw)
-  # Schedule.
-  flags.DEFINE_integer('batch_size', 32, 'Global minibatch, split over the replicas (configs '
+  flags.DEFINE_float('beta1', opt.beta1, 'Adam beta1.', **kw)
+  flags.DEFINE_float('beta2', opt.beta2, 'Adam beta2.', **kw)
+  flags.DEFINE_float('adam_eps', opt.epsilon, 'Adam epsilon.', **kw)
+  t.mark('Schedule', fv)
+  flags.DEFINE_integer('batch_size', cfg.batch_size, 'Global minibatch, split over the replicas (configs '
                        'a-d: at 128x128 and above; below, 256/128/64/32 at 8/16/32/64).', **kw)
-  # Progressive growing (official training_schedule names); default: the config's.
+  t.mark('Progressive growing (configs a-d; official training_schedule names)', fv)
   flags.DEFINE_integer('lod_initial_resolution', None, 'Progressive growing: the resolution '
                        'training starts at (configs a-d: 8). Needs config-a..d networks.', **kw)
   flags.DEFINE_float('lod_training_kimg', None, 'Progressive growing: thousands of images '
                      'at each resolution before fading in the next (600).', **kw)
   flags.DEFINE_float('lod_transition_kimg', None, 'Progressive growing: thousands of images '
                      'of each fade-in (600).', **kw)
-  flags.DEFINE_float('total_kimg', 25000, 'Training length in thousands of real images.', **kw)
-  flags.DEFINE_float('ema_kimg', 10.0, 'G_ema half-life in thousands of images.', **kw)
+  t.mark('Schedule', fv)
+  flags.DEFINE_float('total_kimg', cfg.total_kimg, 'Training length in thousands of real images.', **kw)
+  flags.DEFINE_float('ema_kimg', cfg.ema_kimg, 'G_ema half-life in thousands of images.', **kw)
   flags.DEFINE_float('ema_rampup', None, 'If set (e.g. 0.05), the G_ema half-life is at most '
                      'this fraction of the images seen so far (for short runs).', **kw)
   flags.DEFINE_float('tick_kimg', None, 'Progress interval in kimg; default: the official '
                      'one for the resolution (4 at 1024^2 .. 20 at 32^2).', **kw)
-  flags.DEFINE_integer('image_snapshot_ticks', 1, 'G_ema image grid every N ticks.', **kw)
-  flags.DEFINE_integer('checkpoint_ticks', 2, 'Full checkpoint every N ticks.', **kw)
-  flags.DEFINE_integer('network_snapshot_ticks', 50, 'Kept network snapshot every N ticks.',
+  t.mark('Snapshots, export and metrics', fv)
+  flags.DEFINE_integer('image_snapshot_ticks', cfg.image_snapshot_ticks, 'G_ema image grid every N ticks.', **kw)
+  flags.DEFINE_integer('checkpoint_ticks', cfg.checkpoint_ticks, 'Full checkpoint every N ticks.', **kw)
+  flags.DEFINE_integer('network_snapshot_ticks', cfg.network_snapshot_ticks, 'Kept network snapshot every N ticks.',
                        **kw)
-  flags.DEFINE_integer('keep_checkpoints', 3, 'Rolling checkpoints kept.', **kw)
-  flags.DEFINE_integer('export_ticks', 0, 'Also export the networks every N ticks (0: only at '
+  flags.DEFINE_integer('keep_checkpoints', cfg.keep_checkpoints, 'Rolling checkpoints kept.', **kw)
+  flags.DEFINE_integer('export_ticks', cfg.export_ticks, 'Also export the networks every N ticks (0: only at '
                        'the end).', **kw)
   flags.DEFINE_alias('export_every', 'export_ticks', flag_values=flag_values)
   flags.DEFINE_string('grid', 'auto', 'Snapshot grid COLUMNSxROWS, or auto.', **kw)
   flags.DEFINE_list('metrics', [], 'Metrics at network snapshots (e.g. fid50k); none by '
                     'default.', **kw)
-  flags.DEFINE_integer('metrics_ticks', 0, 'Metrics every N ticks (0: at network snapshots).',
+  flags.DEFINE_integer('metrics_ticks', cfg.metrics_ticks, 'Metrics every N ticks (0: at network snapshots).',
                        **kw)
   flags.DEFINE_integer('metrics_num_fakes', None, 'Fewer generated and real samples for the '
                        'training-time metrics (quick runs; results are marked as reduced).', lower_bound=2, **kw)
   flags.DEFINE_string('feature_dir', None, 'Folder with the metrics\' feature network files '
                       '(also: $SG2TF_FEATURE_DIR); see README, Evaluation.', **kw)
-  # Run.
-  flags.DEFINE_integer('seed', 0, 'Seed of the initial weights, the random stream and the '
+  t.mark('Run: seed, devices, precision', fv)
+  flags.DEFINE_integer('seed', cfg.seed, 'Seed of the initial weights, the random stream and the '
                        'data order.', **kw)
-  flags.DEFINE_enum('strategy', 'mirrored', ['mirrored', 'multi_worker', 'default'],
+  flags.DEFINE_enum('strategy', cfg.strategy, list(tc.STRATEGIES),
                     'mirrored: all local GPUs (or the CPU); multi_worker: '
                     'MultiWorkerMirroredStrategy from TF_CONFIG; default: one device.', **kw)
-  flags.DEFINE_enum('impl', 'auto', ['auto', 'custom', 'ref'], 'Op implementation: compiled '
+  flags.DEFINE_enum('impl', cfg.impl, list(tc.IMPLS), 'Op implementation: compiled '
                     'custom ops, pure-TF reference, or auto (custom when it loads).', **kw)
-  flags.DEFINE_bool('mixed_precision', False, 'Mixed precision as in StyleGAN2-ADA: the '
+  flags.DEFINE_bool('mixed_precision', cfg.mixed_precision, 'Mixed precision as in StyleGAN2-ADA: the '
                     '--num_fp16_res highest G and D resolutions (>= 8x8) compute activations in '
                     'float16 (weights, mapping, images, logits, losses stay float32) and conv '
                     'outputs are clamped to +-conv_clamp. Faster on GPUs with tensor cores; off '
                     'by default (exact float32).', **kw)
-  flags.DEFINE_enum('precision', 'float32', ['float32', 'float16', 'bfloat16'],
+  flags.DEFINE_enum('precision', cfg.precision, list(tc.PRECISIONS),
                     'float32 (exact), or the dtype of the --num_fp16_res highest G and D blocks '
                     '(same scheme as --mixed_precision, which is --precision=float16). '
                     'bfloat16 has float32\'s exponent range: no overflow guard is needed; fast '
                     'where the hardware has bfloat16 units (GPUs since Ampere, TPUs, CPUs with '
                     'AMX or AVX512-BF16), slow elsewhere.', **kw)
-  flags.DEFINE_integer('num_fp16_res', 4, 'With --mixed_precision / --precision: how many of '
+  flags.DEFINE_integer('num_fp16_res', cfg.num_fp16_res, 'With --mixed_precision / --precision: how many of '
                        'the highest resolutions run in low precision (log2(resolution) - 2 or '
                        'more, e.g. 99: every block from 8x8 up).', **kw)
-  flags.DEFINE_float('conv_clamp', 256.0, 'With --mixed_precision: clamp conv outputs to '
+  flags.DEFINE_float('conv_clamp', cfg.conv_clamp, 'With --mixed_precision: clamp conv outputs to '
                      '[-conv_clamp, conv_clamp] (keeps float16 finite).', **kw)
   flags.DEFINE_integer('batch_gpu', None, 'Images per replica per pass: each replica runs its '
                        'share of --batch_size in chunks of this size and sums the gradients '
                        '(less memory, same training). Default: the whole share.', lower_bound=1,
                        **kw)
-  flags.DEFINE_bool('jit', False, 'Compile each phase\'s passes with XLA (jit_compile=True), '
+  flags.DEFINE_bool('jit', cfg.jit, 'Compile each phase\'s passes with XLA (jit_compile=True), '
                     'using the reference ops. For GPUs/TPUs; slower on CPUs.', **kw)
-  # Discriminator augmentation (StyleGAN2-ADA).
-  flags.DEFINE_enum('aug', 'noaug', ['noaug', 'ada', 'fixed'], 'Discriminator augmentation: '
+  t.mark('Discriminator augmentation (StyleGAN2-ADA)', fv)
+  flags.DEFINE_enum('aug', aug.mode, list(tc.AUG_MODES), 'Discriminator augmentation: '
                     'noaug (default, as the paper configs), ada (adaptive p, for small '
                     'datasets), fixed (constant --p).', **kw)
   flags.DEFINE_string('augpipe', None, 'Augmentation pipeline: blit, geom, color, filter, '
@@ -221,9 +244,10 @@ def define_train_flags(flag_values=FLAGS):
   flags.DEFINE_float('p', None, 'Augmentation probability for --aug=fixed.', **kw)
   flags.DEFINE_float('target', None, 'ADA target for r_t = E[sign(D(real))] (default 0.6).',
                      **kw)
-  flags.DEFINE_float('ada_kimg', 500, 'ADA speed: kimg for p to change by 1.', **kw)
-  flags.DEFINE_integer('ada_interval', 4, 'Minibatches between ADA adjustments.', **kw)
-  flags.DEFINE_string('resume', 'latest', 'latest: the run_dir\'s newest intact checkpoint, '
+  flags.DEFINE_float('ada_kimg', aug.kimg, 'ADA speed: kimg for p to change by 1.', **kw)
+  flags.DEFINE_integer('ada_interval', aug.interval, 'Minibatches between ADA adjustments.', **kw)
+  t.mark('Resume and fine-tuning', fv)
+  flags.DEFINE_string('resume', cfg.resume, 'latest: the run_dir\'s newest intact checkpoint, '
                       'if any (damaged newer ones are skipped with a warning and moved to '
                       'checkpoints/damaged/; if every checkpoint is damaged training stops); '
                       'none: start a new training (refused while an intact checkpoint exists; '
@@ -231,9 +255,12 @@ def define_train_flags(flag_values=FLAGS):
   flags.DEFINE_string('resume_pkl', None, 'Official StyleGAN2 pickle to fine-tune from (when '
                       'no checkpoint is resumed): a path or an http(s) URL[#sha256=HEX], '
                       'downloaded once into the cache.', **kw)
-  flags.DEFINE_bool('exact_data_resume', True, 'Checkpoint the input pipeline too (its shuffle '
+  flags.DEFINE_bool('exact_data_resume', cfg.exact_data_resume, 'Checkpoint the input pipeline too (its shuffle '
                     'buffer: up to --shuffle_mb per checkpoint) so a resumed run sees the same '
                     'images; off: the data order restarts.', **kw)
+  flags.DEFINE_alias('outdir', 'run_dir', flag_values=fv)
+  t.mark('Data and run directory', fv)
+  t.mark(None)
 
 
 def _parse_grid(text):

@@ -1,6 +1,6 @@
-"""Images from seeds, style-mixing figures, truncation sweeps and latent interpolations.
+r"""Images from seeds, style-mixing figures, truncation sweeps and latent interpolations.
 
-    python -m sg2tf.generate --network=<run dir | checkpoint | network dir | .pkl | URL |
+    sg2tf-generate --network=<run dir | checkpoint | network dir | .pkl | URL |
                                        exported SavedModel> --outdir=out \
         [--seeds=0-9] [--trunc=1.0] [--noise_mode=const] [--class_idx=N]
         [--projected_w=projected_w.npy]                (a projector output)
@@ -30,14 +30,15 @@ run_generator.py (so the output is still a function of the seed). In the figures
 image uses its row seed's noise, an interpolation the first seed's.
 """
 
+import dataclasses
 import os
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 
+from sg2tf import cli
 from sg2tf import tool_util
 
 NOISE_MODES = ('const', 'random', 'none')
@@ -215,108 +216,176 @@ def load_projected_w(path: str, num_ws: int, w_dim: int) -> np.ndarray:
 
 # ------------------------------------------------------------------ command line
 
-def _define_flags():
-  """Only when run as a program, so that importing this module defines no flags."""
+@dataclasses.dataclass(frozen=True)
+class GenerateConfig:
+  """What `sg2tf-generate` does (built from its flags by config_from_flags)."""
+  network: str
+  outdir: str
+  seeds: Optional[Tuple[int, ...]] = None
+  trunc: float = 1.0
+  truncation_cutoff: Optional[int] = None
+  noise_mode: str = 'const'
+  class_idx: Optional[int] = None
+  style_mixing_rows: Optional[Tuple[int, ...]] = None
+  style_mixing_cols: Optional[Tuple[int, ...]] = None
+  style_mixing_styles: Tuple[int, ...] = tuple(range(7))
+  truncation_sweep: Optional[Tuple[float, ...]] = None
+  interpolate: Optional[Tuple[int, ...]] = None
+  interpolation_frames: int = 8
+  interpolation_space: str = 'w'
+  gif: bool = True
+  gif_ms: int = 80
+  batch_size: int = 8
+  impl: str = 'auto'
+  projected_w: Optional[str] = None
+
+
+TOPICS = cli.Topics()
+
+
+def define_flags(fv=flags.FLAGS):
+  """Only when run as a program (or on a test's FlagValues): importing defines no flags."""
+  if 'network' in fv:
+    return
+  d = GenerateConfig('', '')
+  kw = dict(flag_values=fv)
+  TOPICS.mark('Network and output', fv)
   flags.DEFINE_string('network', None, 'Network: a training run directory, a checkpoint '
                       'prefix, an sg2tf network directory, an official StyleGAN2 .pkl (path or '
-                      'http(s) URL[#sha256=HEX]) or an exported SavedModel directory.')
-  flags.DEFINE_string('projected_w', None, 'Render the ws of a projector output '
-                      '(projected_w.npy, or an .npz with w) as proj00.png, ...')
-  flags.DEFINE_string('outdir', None, 'Output folder.')
+                      'http(s) URL[#sha256=HEX]) or an exported SavedModel directory.', **kw)
+  flags.DEFINE_string('outdir', None, 'Output folder.', **kw)
+  flags.DEFINE_alias('out', 'outdir', flag_values=fv)
+  flags.DEFINE_integer('batch_size', d.batch_size, 'Images per generator call.', lower_bound=1,
+                       **kw)
+  flags.DEFINE_enum('impl', d.impl, ['auto', 'custom', 'ref'], 'Op implementation.', **kw)
+  TOPICS.mark('Images from seeds', fv)
   flags.DEFINE_string('seeds', None, 'Seeds of single images (and the rows of '
-                      '--truncation_sweep), e.g. 0-9,42.')
-  flags.DEFINE_float('trunc', 1.0, 'Truncation psi (1 = none).')
-  flags.DEFINE_integer('truncation_cutoff', None, 'Truncate only the first N w layers.')
-  flags.DEFINE_enum('noise_mode', 'const', list(NOISE_MODES),
+                      '--truncation_sweep), e.g. 0-9,42.', **kw)
+  flags.DEFINE_float('trunc', d.trunc, 'Truncation psi (1 = none).', **kw)
+  flags.DEFINE_integer('truncation_cutoff', d.truncation_cutoff,
+                       'Truncate only the first N w layers.', **kw)
+  flags.DEFINE_enum('noise_mode', d.noise_mode, list(NOISE_MODES),
                     'const: stored noise buffers; random: noise drawn from the seed (official '
-                    'run_generator.py); none: no noise.')
-  flags.DEFINE_integer('class_idx', None, 'Class label of conditional networks.')
-  flags.DEFINE_string('style_mixing_rows', None, 'Row seeds of a style-mixing figure.')
-  flags.DEFINE_string('style_mixing_cols', None, 'Column seeds of a style-mixing figure.')
+                    'run_generator.py); none: no noise.', **kw)
+  flags.DEFINE_integer('class_idx', d.class_idx, 'Class label of conditional networks.', **kw)
+  flags.DEFINE_string('projected_w', d.projected_w, 'Render the ws of a projector output '
+                      '(projected_w.npy, or an .npz with w) as proj00.png, ...', **kw)
+  TOPICS.mark('Figures', fv)
+  flags.DEFINE_string('style_mixing_rows', None, 'Row seeds of a style-mixing figure.', **kw)
+  flags.DEFINE_string('style_mixing_cols', None, 'Column seeds of a style-mixing figure.', **kw)
   flags.DEFINE_string('style_mixing_styles', '0-6', 'w layers the column seeds supply '
-                      '(0-3 coarse, 4-7 middle, 8+ fine at 1024x1024).')
+                      '(0-3 coarse, 4-7 middle, 8+ fine at 1024x1024).', **kw)
   flags.DEFINE_string('truncation_sweep', None, 'Truncation psi values of a sweep grid '
-                      '(rows: --seeds), e.g. -1,-0.5,0,0.5,1.')
-  flags.DEFINE_string('interpolate', None, 'Seeds to interpolate between, e.g. 1,2,3.')
-  flags.DEFINE_integer('interpolation_frames', 8, 'Frames per pair of seeds.', lower_bound=1)
-  flags.DEFINE_enum('interpolation_space', 'w', ['w', 'z'], 'lerp in W or slerp in Z.')
-  flags.DEFINE_bool('gif', True, 'Also write interpolation.gif.')
-  flags.DEFINE_integer('gif_ms', 80, 'GIF frame duration in milliseconds.', lower_bound=1)
-  flags.DEFINE_integer('batch_size', 8, 'Images per generator call.', lower_bound=1)
-  flags.DEFINE_enum('impl', 'auto', ['auto', 'custom', 'ref'], 'Op implementation.')
+                      '(rows: --seeds), e.g. -1,-0.5,0,0.5,1.', **kw)
+  flags.DEFINE_string('interpolate', None, 'Seeds to interpolate between, e.g. 1,2,3.', **kw)
+  flags.DEFINE_integer('interpolation_frames', d.interpolation_frames, 'Frames per pair of '
+                       'seeds.', lower_bound=1, **kw)
+  flags.DEFINE_enum('interpolation_space', d.interpolation_space, ['w', 'z'],
+                    'lerp in W or slerp in Z.', **kw)
+  flags.DEFINE_bool('gif', d.gif, 'Also write interpolation.gif.', **kw)
+  flags.DEFINE_integer('gif_ms', d.gif_ms, 'GIF frame duration in milliseconds.', lower_bound=1,
+                       **kw)
+  TOPICS.mark(None)
 
 
-def run(FLAGS) -> List[str]:  # pylint: disable=invalid-name
-  """Does what the flags ask; returns the written files."""
-  if not FLAGS.network or not FLAGS.outdir:
+def config_from_flags(f) -> GenerateConfig:
+  """The checked GenerateConfig from parsed flags (a FlagValues, or anything with the same
+  attributes); ToolError names the flag. Reads no network and imports no TensorFlow."""
+  if not f.network or not f.outdir:
     raise tool_util.ToolError('--network and --outdir are required (see --help).')
-  mixing = FLAGS.style_mixing_rows or FLAGS.style_mixing_cols
-  projected_w = getattr(FLAGS, 'projected_w', None)
-  if not (FLAGS.seeds or mixing or FLAGS.interpolate or projected_w):
+  mixing = f.style_mixing_rows or f.style_mixing_cols
+  projected_w = getattr(f, 'projected_w', None)
+  if not (f.seeds or mixing or f.interpolate or projected_w):
     raise tool_util.ToolError('nothing to do: pass --seeds, --style_mixing_rows/--style_mixing_'
                               'cols, --truncation_sweep (with --seeds), --interpolate or '
                               '--projected_w.')
-  if mixing and not (FLAGS.style_mixing_rows and FLAGS.style_mixing_cols):
+  if mixing and not (f.style_mixing_rows and f.style_mixing_cols):
     raise tool_util.ToolError('a style-mixing figure needs both --style_mixing_rows and '
                               '--style_mixing_cols.')
-  # Parse everything before the (slow) network load.
-  seeds = tool_util.parse_int_list(FLAGS.seeds, 'seeds') if FLAGS.seeds else None
-  psis = (tool_util.parse_float_list(FLAGS.truncation_sweep, 'truncation_sweep')
-          if FLAGS.truncation_sweep else None)
+  ints = lambda name: (tuple(tool_util.parse_int_list(getattr(f, name), name))  # pylint: disable=g-long-lambda
+                       if getattr(f, name) else None)
+  seeds = ints('seeds')
+  psis = (tuple(tool_util.parse_float_list(f.truncation_sweep, 'truncation_sweep'))
+          if f.truncation_sweep else None)
   if psis and not seeds:
     raise tool_util.ToolError('--truncation_sweep needs --seeds (one row per seed).')
-  if mixing:
-    rows = tool_util.parse_int_list(FLAGS.style_mixing_rows, 'style_mixing_rows')
-    cols = tool_util.parse_int_list(FLAGS.style_mixing_cols, 'style_mixing_cols')
-    styles = tool_util.parse_int_list(FLAGS.style_mixing_styles, 'style_mixing_styles')
-  interp = tool_util.parse_int_list(FLAGS.interpolate, 'interpolate') if FLAGS.interpolate else None
+  if f.noise_mode not in NOISE_MODES:
+    raise tool_util.ToolError(f'--noise_mode={f.noise_mode!r}: use one of '
+                              f'{", ".join(NOISE_MODES)}.')
   from sg2tf.utils import files  # pylint: disable=g-import-not-at-top
-  if files.exists(FLAGS.outdir) and not files.isdir(FLAGS.outdir):
-    raise tool_util.ToolError(f'--outdir={FLAGS.outdir} is a file; choose a folder.')
+  if files.exists(f.outdir) and not files.isdir(f.outdir):
+    raise tool_util.ToolError(f'--outdir={f.outdir} is a file; choose a folder.')
   if projected_w and not files.isfile(projected_w):
     raise tool_util.ToolError(f'--projected_w={projected_w}: no such file (pass the '
-                              'projected_w.npy that python -m sg2tf.project wrote).')
-  tool_util.check_network_path(FLAGS.network)
+                              'projected_w.npy that sg2tf-project wrote).')
+  tool_util.check_network_path(f.network)
+  return GenerateConfig(
+      network=f.network, outdir=f.outdir, seeds=seeds, trunc=f.trunc,
+      truncation_cutoff=f.truncation_cutoff, noise_mode=f.noise_mode, class_idx=f.class_idx,
+      style_mixing_rows=ints('style_mixing_rows') if mixing else None,
+      style_mixing_cols=ints('style_mixing_cols') if mixing else None,
+      style_mixing_styles=(ints('style_mixing_styles') if mixing else
+                           GenerateConfig.style_mixing_styles),
+      truncation_sweep=psis, interpolate=ints('interpolate'),
+      interpolation_frames=f.interpolation_frames, interpolation_space=f.interpolation_space,
+      gif=f.gif, gif_ms=f.gif_ms, batch_size=f.batch_size, impl=f.impl,
+      projected_w=projected_w or None)
 
+
+def run(config: GenerateConfig) -> List[str]:
+  """Writes what config asks for; returns the written files."""
+  c = config
   from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
-  G = network_loader.load_for_generate(FLAGS.network, impl=FLAGS.impl)
-  gen = ImageGenerator(G, FLAGS.noise_mode, FLAGS.class_idx, FLAGS.truncation_cutoff,
-                       FLAGS.batch_size, impl=FLAGS.impl)
-  out, written = FLAGS.outdir, []
-  if projected_w:
-    ws = load_projected_w(projected_w, gen.num_ws, int(G.w_dim))
+  G = network_loader.load_for_generate(c.network, impl=c.impl)
+  gen = ImageGenerator(G, c.noise_mode, c.class_idx, c.truncation_cutoff, c.batch_size,
+                       impl=c.impl)
+  out, written = c.outdir, []
+  if c.projected_w:
+    ws = load_projected_w(c.projected_w, gen.num_ws, int(G.w_dim))
     for i, img in enumerate(gen.images(ws, [0] * len(ws))):
       written.append(tool_util.save_png(os.path.join(out, f'proj{i:02d}.png'), img))
-  if seeds and not psis:
-    written += generate_seed_images(gen, seeds, FLAGS.trunc, out)
-  if psis:
+  if c.seeds and not c.truncation_sweep:
+    written += generate_seed_images(gen, c.seeds, c.trunc, out)
+  if c.truncation_sweep:
     written.append(tool_util.save_png(os.path.join(out, 'truncation-sweep.png'),
-                                      truncation_sweep(gen, seeds, psis)))
-  if mixing:
-    written.append(tool_util.save_png(os.path.join(out, 'style-mixing.png'),
-                                      style_mixing_figure(gen, rows, cols, styles, FLAGS.trunc)))
-  if interp:
-    frames = interpolation_frames(gen, interp, FLAGS.interpolation_frames,
-                                  FLAGS.interpolation_space, FLAGS.trunc)
+                                      truncation_sweep(gen, c.seeds, c.truncation_sweep)))
+  if c.style_mixing_rows:
+    written.append(tool_util.save_png(
+        os.path.join(out, 'style-mixing.png'),
+        style_mixing_figure(gen, c.style_mixing_rows, c.style_mixing_cols,
+                            c.style_mixing_styles, c.trunc)))
+  if c.interpolate:
+    frames = interpolation_frames(gen, c.interpolate, c.interpolation_frames,
+                                  c.interpolation_space, c.trunc)
     written.append(tool_util.save_png(os.path.join(out, 'interpolation.png'),
                                       tool_util.grid(frames, len(frames))))
-    if FLAGS.gif:
+    if c.gif:
       written.append(tool_util.save_gif(os.path.join(out, 'interpolation.gif'), frames,
-                                        FLAGS.gif_ms))
+                                        c.gif_ms))
   logging.info('Wrote %d files to %s', len(written), out)
   return written
 
 
-def main(argv):
+def _main(argv):
   try:
     if len(argv) > 1:
-      raise tool_util.ToolError(f'unexpected arguments: {" ".join(argv[1:])}')
-    written = run(flags.FLAGS)
+      raise cli.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+    config = config_from_flags(flags.FLAGS)
+  except tool_util.ToolError as e:
+    raise cli.UsageError(str(e)) from None
+  try:
+    written = run(config)
   except tool_util.expected_errors() as e:
     tool_util.exit_with_error(e)
-  print(f'Wrote {len(written)} file(s) to {flags.FLAGS.outdir}')
+  print(f'Wrote {len(written)} file(s) to {config.outdir}')
+  return 0
+
+
+def main(argv=None):
+  """The `sg2tf-generate` command (python -m sg2tf.generate)."""
+  define_flags()
+  cli.run_tool(_main, argv, doc=__doc__, topics=TOPICS)
 
 
 if __name__ == '__main__':
-  _define_flags()
-  app.run(main)
+  main()

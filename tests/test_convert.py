@@ -19,6 +19,8 @@ import tensorflow as tf
 
 from sg2tf import convert
 from sg2tf.networks import Discriminator, Generator, serialization
+from sg2tf.networks import discriminator as discriminator_lib
+from sg2tf.networks import generator as generator_lib
 from tests import testutil
 
 FIXTURE = testutil.SHARED / 'fixtures' / 'official_pkl'
@@ -290,8 +292,10 @@ class BadPickleTest(tf.test.TestCase):
 
   def _refused(self, path, regex):
     # Patched so that building a network fails the test: refusals must come first.
-    with mock.patch.object(convert, 'Generator', side_effect=AssertionError('G was built')), \
-        mock.patch.object(convert, 'Discriminator', side_effect=AssertionError('D was built')):
+    # (convert imports the classes when it builds them, from their modules.)
+    with mock.patch.object(generator_lib, 'Generator', side_effect=AssertionError('G was built')), \
+        mock.patch.object(discriminator_lib, 'Discriminator',
+                          side_effect=AssertionError('D was built')):
       start = time.perf_counter()
       with self.assertRaisesRegex(convert.OfficialPickleError, regex):
         convert.load_official_pkl(path)

@@ -152,7 +152,7 @@ class DiskErrorsTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.parameters('full', 'readonly')
   def test_dataset_creation(self, how):
-    from data import create  # pylint: disable=g-import-not-at-top
+    from sg2tf.dataset_tool import create  # pylint: disable=g-import-not-at-top
     fs = testutil.small_filesystem(self, '2m')
     arr = np.random.RandomState(0).randint(0, 255, [16, 32, 32, 3]).astype(np.uint8)
     npy = os.path.join(self.root, f'images_{how}.npy')
@@ -181,11 +181,11 @@ class DiskErrorsTest(tf.test.TestCase, parameterized.TestCase):
         style_mixing_styles='0-6', truncation_sweep=None, interpolate=None,
         interpolation_frames=2, interpolation_space='w', gif=False, gif_ms=80, batch_size=2,
         impl='ref')
-    first = generate.run(flags)
+    first = generate.run(generate.config_from_flags(flags))
     kept = _tree(out)
     self._break(fs, how)
     with self.assertRaises(files.DiskWriteError) as cm:
-      generate.run(types.SimpleNamespace(**dict(vars(flags), seeds='2-3')))
+      generate.run(generate.config_from_flags(types.SimpleNamespace(**dict(vars(flags), seeds='2-3'))))
     self._assert_one_clear_line(cm.exception, 'image', r'.*/seed0002\.png', how)
     self.assertEqual(_tree(out), kept)
     self.assertLen(first, 2)

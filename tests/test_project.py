@@ -185,7 +185,7 @@ class ProjectorTest(tf.test.TestCase, parameterized.TestCase):
     fv = self._flags(f'--network={nets}', f'--target={gen_png}', f'--outdir={out}',
                      '--num_steps=10', '--w_avg_samples=50', f'--feature_dir={self.feature_dir}',
                      '--nodownload_features', '--attribute', '--threshold=0.5', '--impl=ref')
-    results = project.run(fv)
+    results = project.run(project.config_from_flags(fv))
     self.assertLen(results, 1)
     with open(os.path.join(out, 'gen', 'result.json')) as f:
       info = json.load(f)
@@ -205,7 +205,7 @@ class ProjectorTest(tf.test.TestCase, parameterized.TestCase):
       fv = self._flags(f'--network={nets}', f'--outdir={out}2', '--nodownload_features',
                        f'--feature_dir={self.feature_dir}', *args)
       with self.assertRaisesRegex(tool_util.expected_errors(), pattern):
-        project.run(fv)
+        project.run(project.config_from_flags(fv))
     self.assertFalse(os.path.exists(out + '2'))
 
   def test_command_line_error_is_one_line(self):

@@ -73,8 +73,8 @@ class RamEndToEndTest(tf.test.TestCase):
       out = m.signatures['generate'](z=tf.zeros([n, 16]), truncation_psi=tf.constant(0.5))
       self.assertEqual(out['images_uint8'].shape, (n, 8, 8, 3))
 
-    from_export = generate.run(_flags(network=f'{_ROOT}/serving/tiny', outdir=f'{_ROOT}/o1'))
-    from_run = generate.run(_flags(network=run, outdir=f'{_ROOT}/o2'))
+    from_export = generate.run(generate.config_from_flags(_flags(network=f'{_ROOT}/serving/tiny', outdir=f'{_ROOT}/o1')))
+    from_run = generate.run(generate.config_from_flags(_flags(network=run, outdir=f'{_ROOT}/o2')))
     self.assertEqual([p.rsplit('/', 1)[1] for p in from_export], ['seed0000.png', 'seed0001.png'])
     for a, b in zip(from_export, from_run):
       self.assertAllClose(_png(a), _png(b), atol=1)

@@ -78,7 +78,7 @@ class SavedModelGeneratorTest(tf.test.TestCase):
     self.assertEqual(export.version_dir(self.models, 'none'), self.models)
     with self.assertRaisesRegex(ValueError, r'--version=v2: use a non-negative integer'):
       export.version_dir(self.models, 'v2')
-    with self.assertRaisesRegex(FileExistsError, r'--out=.*/1 exists and is not empty'):
+    with self.assertRaisesRegex(FileExistsError, r'--outdir=.*/1 exists and is not empty'):
       export.export_generator(self.G, self.models, version=1)
     with self.assertRaisesRegex(FileExistsError, r'holds a SavedModel itself'):
       export.version_dir(self.v1, 'next')
@@ -144,8 +144,8 @@ class SavedModelGeneratorTest(tf.test.TestCase):
     D = Discriminator(img_resolution=16, fmap_base=64, fmap_max=16)
     serialization.save_networks(nets, self.G, D, export.rebuild_with_ref_ops(self.G))
     out = os.path.join(self.tmp, 'proj_npy')
-    written = generate.run(_flags(network=nets, outdir=out,
-                                  projected_w=os.path.join(self.tmp, 'projected_w.npy')))
+    written = generate.run(generate.config_from_flags(_flags(network=nets, outdir=out,
+                                  projected_w=os.path.join(self.tmp, 'projected_w.npy'))))
     self.assertEqual(written, [os.path.join(out, 'proj00.png')])
     self.assertAllClose(_png(written[0]), want[0].astype(int), atol=1)
     # stylegan2-ada-pytorch's .npz (w [N, num_ws, w_dim]) through the CLI, on a SavedModel.
@@ -164,7 +164,7 @@ class SavedModelGeneratorTest(tf.test.TestCase):
     tool_util.save_npy(bad, np.zeros([1, 5, 16], np.float32))
     with self.assertRaisesRegex(tool_util.ToolError, r'--projected_w=.*bad_w.npy: shape '
                                 r'\[1, 5, 16\].*\[N, 6, 16\]'):
-      generate.run(_flags(network=self.models, outdir=out, projected_w=bad))
+      generate.run(generate.config_from_flags(_flags(network=self.models, outdir=out, projected_w=bad)))
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ from absl import flags
 from absl.testing import parameterized
 import tensorflow as tf
 
+from sg2tf import cli
 from sg2tf import flags as sg2tf_flags
 from sg2tf.training import config as config_lib
 from tests.training import tiny
@@ -22,7 +23,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 def parse(argv):
   fv = flags.FlagValues()
   sg2tf_flags.define_train_flags(fv)
-  fv(['train_main.py'] + list(argv))
+  cli.parse(['train_main.py'] + list(argv), fv)  # --preset (configs/*.flags) expanded
   return sg2tf_flags.train_config_from_flags(fv)
 
 
@@ -155,7 +156,7 @@ class FlagsTest(tf.test.TestCase, parameterized.TestCase):
       parse(['--run_dir=/r'])
     with self.assertRaisesRegex(ValueError, '--grid'):
       parse(['--run_dir=/r', '--data_dir=/d', '--grid=big'])
-    with self.assertRaises(flags.IllegalFlagValueError):
+    with self.assertRaisesRegex(cli.UsageError, 'strategy'):
       parse(['--strategy=tpu'])
 
 
@@ -169,18 +170,19 @@ class TrainMainTest(tf.test.TestCase):
   def test_usage_errors_before_any_work(self):
     run_dir = os.path.join(self.get_temp_dir(), 'run')
     proc = self.run_main('--data_dir=/nonexistent/ds', f'--run_dir={run_dir}')
-    self.assertEqual(proc.returncode, 1, proc.stderr)
+    self.assertEqual(proc.returncode, 2, proc.stderr)  # a usage error
+    self.assertLen(proc.stderr.strip().splitlines(), 1, proc.stderr)  # one line, once
     self.assertIn('--data_dir', proc.stderr)
     self.assertIn('/nonexistent/ds', proc.stderr)
     self.assertNotIn('Traceback', proc.stderr)
     self.assertFalse(os.path.exists(run_dir))
     proc = self.run_main('--data_dir=/d', f'--run_dir={run_dir}', '--no_such_flag=1')
-    self.assertEqual(proc.returncode, 1)
+    self.assertEqual(proc.returncode, 2)
     self.assertIn('no_such_flag', proc.stderr)
     proc = self.run_main(f'--data_dir={tiny.make_dataset(os.path.join(self.get_temp_dir(), "d"), count=4, resolution=8)}',
                          f'--run_dir={run_dir}', '--batch_size=4', '--gamma=inf')
-    self.assertEqual(proc.returncode, 1)
-    self.assertIn('--gamma=inf must be a finite number', proc.stderr)
+    self.assertEqual(proc.returncode, 2)
+    self.assertEqual(proc.stderr.strip(), 'error: --gamma=inf must be a finite number.')
     self.assertFalse(os.path.exists(run_dir))
 
 

@@ -15,7 +15,7 @@ from sg2tf.training import config as config_lib
 
 def make_dataset(path, count=16, resolution=16, channels=3, label_dim=0, seed=0):
   """Writes `count` smooth random images (and one-hot labels) as a TFRecord dataset."""
-  from data.writer import DatasetWriter  # pylint: disable=g-import-not-at-top
+  from sg2tf.dataset_tool.writer import DatasetWriter  # pylint: disable=g-import-not-at-top
   rnd = np.random.RandomState(seed)
   with DatasetWriter(path, resolution=resolution, channels=channels) as w:
     for _ in range(count):

@@ -116,7 +116,7 @@ class OutputModesTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.parameters(0o022, 0o077)
   def test_modes(self, mask):
-    from data.writer import DatasetWriter  # pylint: disable=g-import-not-at-top
+    from sg2tf.dataset_tool.writer import DatasetWriter  # pylint: disable=g-import-not-at-top
     from sg2tf import export as export_lib  # pylint: disable=g-import-not-at-top
     from sg2tf import tool_util  # pylint: disable=g-import-not-at-top
     from sg2tf.metrics import stats_cache  # pylint: disable=g-import-not-at-top

@@ -274,8 +274,8 @@ class MaliciousFilesTest(tf.test.TestCase):
       self._check(feature_nets.load_inception, write, feature_nets.FeatureNetError)
 
   def test_label_files_and_arrays(self):
-    from data import create  # pylint: disable=g-import-not-at-top
-    from data import labels as labels_lib  # pylint: disable=g-import-not-at-top
+    from sg2tf.dataset_tool import create  # pylint: disable=g-import-not-at-top
+    from sg2tf.dataset_tool import labels as labels_lib  # pylint: disable=g-import-not-at-top
     from sg2tf.dataset_info import DatasetError  # pylint: disable=g-import-not-at-top
     from sg2tf.dataset_info import DatasetInfo  # pylint: disable=g-import-not-at-top
 

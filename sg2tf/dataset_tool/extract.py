@@ -9,10 +9,10 @@ from absl import logging
 import numpy as np
 import PIL.Image
 
-from data.create import Progress
-from data.fsutil import check_target
-from data.fsutil import make_partial_dir
-from data.fsutil import move_into_place
+from sg2tf.dataset_tool.create import Progress
+from sg2tf.dataset_tool.staging import check_target
+from sg2tf.dataset_tool.staging import make_partial_dir
+from sg2tf.dataset_tool.staging import move_into_place
 from sg2tf.dataset_info import DatasetInfo
 
 

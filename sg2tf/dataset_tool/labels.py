@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from data.images import is_image_name
+from sg2tf.dataset_tool.source_images import is_image_name
 from sg2tf.dataset_info import DatasetError
 from sg2tf.utils import safe_pickle
 

@@ -1,6 +1,6 @@
 """Quickstart data: the 100 real LFW face crops that ship inside the scikit-image wheel.
 
-    python -m sg2tf.training.quickstart <out.npy>
+    python -m sg2tf.dataset_tool.quickstart <out.npy>
 
 writes them as a uint8 [100, 25, 25] array for `data/dataset_tool.py create_from_npy`
 (the Makefile's `quickstart` target resizes them to 32x32 and trains on them). No network
@@ -34,7 +34,7 @@ def lfw_faces() -> np.ndarray:
 
 def main(argv):
   if len(argv) != 2:
-    raise SystemExit('usage: python -m sg2tf.training.quickstart <out.npy>')
+    raise SystemExit('usage: python -m sg2tf.dataset_tool.quickstart <out.npy>')
   out = argv[1]
   faces = lfw_faces()
 

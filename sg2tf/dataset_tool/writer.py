@@ -17,11 +17,11 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from data.fsutil import check_target
-from data.fsutil import make_partial_dir
-from data.fsutil import move_into_place
-from data.levels import build_levels
-from data.levels import num_levels
+from sg2tf.dataset_tool.staging import check_target
+from sg2tf.dataset_tool.staging import make_partial_dir
+from sg2tf.dataset_tool.staging import move_into_place
+from sg2tf.dataset_tool.levels import build_levels
+from sg2tf.dataset_tool.levels import num_levels
 from sg2tf.dataset_info import DatasetError
 from sg2tf.dataset_info import MANIFEST_NAME
 from sg2tf.utils import files

@@ -17,9 +17,9 @@ import numpy as np
 import PIL.Image
 import tensorflow as tf
 
-from data import create
-from data import export
-from data import writer as writer_lib
+from sg2tf.dataset_tool import create
+from sg2tf.dataset_tool import extract as export
+from sg2tf.dataset_tool import writer as writer_lib
 from sg2tf.dataset_info import DatasetError
 from sg2tf.dataset_info import DatasetInfo
 from sg2tf.dataset_info import parse_record

@@ -9,9 +9,9 @@ import numpy as np
 import PIL.Image
 import tensorflow as tf
 
-from data import images as images_lib
-from data.levels import build_levels
-from data.levels import num_levels
+from sg2tf.dataset_tool import source_images as images_lib
+from sg2tf.dataset_tool.levels import build_levels
+from sg2tf.dataset_tool.levels import num_levels
 
 
 def official_levels(img):

@@ -187,7 +187,7 @@ def probe_item(task) -> Tuple[str, Optional[Tuple[int, int]], Optional[str], Opt
 
 def load_item(task):
   """(index, levels or None, error): decodes, converts and builds the resolution pyramid."""
-  from data.levels import build_levels  # pylint: disable=g-import-not-at-top
+  from sg2tf.dataset_tool.levels import build_levels  # pylint: disable=g-import-not-at-top
   index, source, is_zip, name, cv = task
   try:
     with _open(source, is_zip, name) as img:
@@ -200,7 +200,7 @@ def load_item(task):
 
 def load_array_item(task):
   """Like load_item for one image of an array (in memory or a memory-mapped .npy)."""
-  from data.levels import build_levels  # pylint: disable=g-import-not-at-top
+  from sg2tf.dataset_tool.levels import build_levels  # pylint: disable=g-import-not-at-top
   index, x, cv = task
   try:
     return index, build_levels(convert_array(np.asarray(x), cv)), None

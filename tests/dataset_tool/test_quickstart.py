@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from sg2tf.training import quickstart
+from sg2tf.dataset_tool import quickstart
 from tests import testutil
 
 
@@ -28,7 +28,7 @@ class QuickstartTest(tf.test.TestCase):
 
   def test_main_writes_npy(self):
     out = os.path.join(tempfile.mkdtemp(), 'sub', 'faces.npy')
-    proc = subprocess.run([sys.executable, '-m', 'sg2tf.training.quickstart', out],
+    proc = subprocess.run([sys.executable, '-m', 'sg2tf.dataset_tool.quickstart', out],
                           cwd=str(testutil.REPO), capture_output=True, text=True, check=False)
     self.assertEqual(proc.returncode, 0, proc.stderr)
     self.assertEqual(np.load(out).shape, (100, 25, 25))

@@ -9,7 +9,7 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
-from data import labels as labels_lib
+from sg2tf.dataset_tool import labels as labels_lib
 from sg2tf.dataset_info import DatasetError
 
 

@@ -22,9 +22,9 @@ from typing import Optional
 from absl import logging
 import numpy as np
 
-from data import images as images_lib
-from data.fsutil import check_target
-from data import labels as labels_lib
+from sg2tf.dataset_tool import source_images as images_lib
+from sg2tf.dataset_tool.staging import check_target
+from sg2tf.dataset_tool import labels as labels_lib
 from sg2tf.dataset_info import DatasetError
 from sg2tf.utils import safe_pickle
 
@@ -204,7 +204,7 @@ def _write(tfrecord_dir, tasks, load_fn, count_avail, res, channels, rows, opts,
 
   `bad` lists (path, error) of inputs already found unreadable, for the manifest.
   """
-  from data.writer import DatasetWriter  # pylint: disable=g-import-not-at-top (TensorFlow)
+  from sg2tf.dataset_tool.writer import DatasetWriter  # pylint: disable=g-import-not-at-top (TensorFlow)
   want = opts.max_images  # None = every readable image.
   bad, kept = list(bad), []
   progress = Progress(want or count_avail, f'Writing {tfrecord_dir}')

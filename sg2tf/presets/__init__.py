@@ -1,0 +1,1 @@
+"""The shipped training flagfiles: `--preset=NAME` reads NAME.flags from this folder."""
