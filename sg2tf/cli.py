@@ -15,6 +15,7 @@ conventions:
 """
 
 import contextlib
+import importlib.util
 import logging as py_logging
 import os
 import sys
@@ -183,17 +184,55 @@ def verbosity(flag_values=flags.FLAGS) -> int:
   return 0
 
 
+# Packages whose Python log lines are TensorFlow's (found without importing them).
+_LIBRARIES = ('tensorflow', 'keras', 'tf_keras', 'tensorboard', 'tensorflow_io')
+
+
+class _HideLibraryLines(py_logging.Filter):
+  """Drops INFO and WARNING records logged from inside TensorFlow / Keras. Many TF modules log
+  through absl (functional_saver's "Sharding callback duration", signature_serialization,
+  fingerprinting, ...), i.e. through the same logger as sg2tf, so the logger's name cannot
+  tell them apart; the file that logged can."""
+
+  def __init__(self):
+    super().__init__()
+    roots = []
+    for name in _LIBRARIES:
+      try:
+        spec = importlib.util.find_spec(name)
+      except (ImportError, ValueError):
+        continue
+      for path in (spec.submodule_search_locations or []) if spec else []:
+        roots += [os.path.join(path, ''), os.path.join(os.path.realpath(path), '')]
+    self.roots = tuple(dict.fromkeys(roots))
+
+  def filter(self, record: py_logging.LogRecord) -> bool:
+    return (record.levelno >= py_logging.ERROR or not self.roots or
+            not str(record.pathname).startswith(self.roots))
+
+
+_FILTER: Optional[_HideLibraryLines] = None
+
+
 def quiet_tensorflow(level: int = 0) -> None:
   """Hides TensorFlow's C++ and Python INFO/WARNING lines unless level >= 1. Must run before
   TensorFlow is imported (the C++ level is read once, when its library loads)."""
+  global _FILTER
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  handler = absl_logging.get_absl_handler()
   if level >= 1:
     os.environ['TF_CPP_MIN_LOG_LEVEL'] = '0'
-  else:
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  # TF's Python logger hands its records to absl's handler; without a level of its own it
-  # would show them at absl's (INFO, for sg2tf's progress lines).
-  py_logging.getLogger('tensorflow').setLevel(py_logging.DEBUG if level >= 1 else
-                                              py_logging.ERROR)
+    py_logging.getLogger('tensorflow').setLevel(py_logging.DEBUG)
+    if _FILTER is not None:
+      handler.removeFilter(_FILTER)
+    return
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  # TF's own Python logger hands its records to absl's handler; without a level of its own
+  # it would show them at absl's (INFO, for sg2tf's progress lines).
+  py_logging.getLogger('tensorflow').setLevel(py_logging.ERROR)
+  if _FILTER is None:
+    _FILTER = _HideLibraryLines()
+  handler.addFilter(_FILTER)  # (once: logging keeps a filter only once)
 
 
 # ------------------------------------------------------------------ running a tool
