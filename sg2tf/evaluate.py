@@ -65,12 +65,12 @@ def run(config: sg2tf_flags.EvalConfig) -> int:
               real_data.RealDataError, FileNotFoundError, custom_ops.CustomOpUnavailableError,
               files.DownloadError)
   try:
+    # Custom / fused paths are trusted only after matching the reference here (cached).
+    selfcheck.ensure_trusted('evaluation')
     metrics = runner.check_metric_names(config.metrics)
     needs_data = [m for m in metrics if runner.METRICS[m].num_reals != 0]
     if needs_data and not config.data:
       raise ValueError(f'--data is required for {", ".join(needs_data)}.')
-    # Custom / fused paths are trusted only after matching the reference here (cached).
-    selfcheck.ensure_trusted('evaluation')
     strategy = make_strategy(config.strategy)
     with strategy.scope():
       G = network_loader.load_generator(config.network)
