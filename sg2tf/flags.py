@@ -127,14 +127,17 @@ def define_train_flags(flag_values=FLAGS):
   t = TRAIN_TOPICS
   t.mark('Data and run directory', fv)
   flags.DEFINE_string('data_dir', None, 'TFRecord dataset directory (<name>-rNN.tfrecords, '
-                      'made by data/dataset_tool.py or NVIDIA\'s tool). Required.', **kw)
+                      'made by sg2tf-dataset (data/dataset_tool.py) or NVIDIA\'s tool). '
+                      'Required.', **kw)
   flags.DEFINE_string('run_dir', None, 'Run directory: config.json, checkpoints/, TensorBoard '
                       'events, PNG grids, network snapshots, export/. Required.', **kw)
   flags.DEFINE_integer('resolution', None, 'Training resolution; default: the highest the '
                        'dataset holds.', **kw)
-  flags.DEFINE_bool('mirror', data.mirror, 'Random x-flips of the reals (FFHQ: on; LSUN: off).', **kw)
+  flags.DEFINE_bool('mirror', data.mirror,
+                    'Random x-flips of the reals (FFHQ: on; LSUN: off).', **kw)
   flags.DEFINE_bool('cond', data.use_labels, 'Conditional training on the dataset\'s labels.', **kw)
-  flags.DEFINE_integer('shuffle_mb', data.shuffle_mb, 'Shuffle buffer size in MiB of records.', lower_bound=1,
+  flags.DEFINE_integer('shuffle_mb', data.shuffle_mb,
+                       'Shuffle buffer size in MiB of records.', lower_bound=1,
                        **kw)
   t.mark('Networks (a paper config, optionally overridden)', fv)
   flags.DEFINE_enum('cfg', cfg.cfg_name, sorted(net_configs.CONFIGS),
@@ -154,15 +157,19 @@ def define_train_flags(flag_values=FLAGS):
                      **kw)
   flags.DEFINE_float('pl_weight', None, 'Path-length weight; default: the config\'s (2; 0 for '
                      'config-b/c).', **kw)
-  flags.DEFINE_float('pl_decay', loss.pl_decay, 'Decay of the path-length target\'s moving average.',
+  flags.DEFINE_float('pl_decay', loss.pl_decay,
+                     'Decay of the path-length target\'s moving average.',
                      **kw)
-  flags.DEFINE_integer('pl_batch_shrink', loss.pl_batch_shrink, 'Path length runs on batch / this.', **kw)
+  flags.DEFINE_integer('pl_batch_shrink', loss.pl_batch_shrink,
+                       'Path length runs on batch / this.', **kw)
   flags.DEFINE_float('style_mixing', None, 'Style-mixing probability; default: the config\'s '
                      '(0.9).', **kw)
   flags.DEFINE_bool('lazy_reg', None, 'Lazy regularisation; default: the config\'s (off for '
                     'config-b only).', **kw)
-  flags.DEFINE_integer('g_reg_interval', loss.g_reg_interval, 'Path-length step every N minibatches (lazy).', **kw)
-  flags.DEFINE_integer('d_reg_interval', loss.d_reg_interval, 'R1 step every N minibatches (lazy).', **kw)
+  flags.DEFINE_integer('g_reg_interval', loss.g_reg_interval,
+                       'Path-length step every N minibatches (lazy).', **kw)
+  flags.DEFINE_integer('d_reg_interval', loss.d_reg_interval,
+                       'R1 step every N minibatches (lazy).', **kw)
   t.mark('Optimizer (Adam; the lazy-regularisation adjustment is applied on top)', fv)
   flags.DEFINE_float('lr', None, 'Adam learning rate of G and D; default: the config\'s '
                      '(0.002; configs a-d: 0.001, the base of their growing schedule, which '
@@ -171,7 +178,8 @@ def define_train_flags(flag_values=FLAGS):
   flags.DEFINE_float('beta2', opt.beta2, 'Adam beta2.', **kw)
   flags.DEFINE_float('adam_eps', opt.epsilon, 'Adam epsilon.', **kw)
   t.mark('Schedule', fv)
-  flags.DEFINE_integer('batch_size', cfg.batch_size, 'Global minibatch, split over the replicas (configs '
+  flags.DEFINE_integer('batch_size', cfg.batch_size,
+                       'Global minibatch, split over the replicas (configs '
                        'a-d: at 128x128 and above; below, 256/128/64/32 at 8/16/32/64).', **kw)
   t.mark('Progressive growing (configs a-d; official training_schedule names)', fv)
   flags.DEFINE_integer('lod_initial_resolution', None, 'Progressive growing: the resolution '
@@ -181,25 +189,31 @@ def define_train_flags(flag_values=FLAGS):
   flags.DEFINE_float('lod_transition_kimg', None, 'Progressive growing: thousands of images '
                      'of each fade-in (600).', **kw)
   t.mark('Schedule', fv)
-  flags.DEFINE_float('total_kimg', cfg.total_kimg, 'Training length in thousands of real images.', **kw)
+  flags.DEFINE_float('total_kimg', cfg.total_kimg,
+                     'Training length in thousands of real images.', **kw)
   flags.DEFINE_float('ema_kimg', cfg.ema_kimg, 'G_ema half-life in thousands of images.', **kw)
   flags.DEFINE_float('ema_rampup', None, 'If set (e.g. 0.05), the G_ema half-life is at most '
                      'this fraction of the images seen so far (for short runs).', **kw)
   flags.DEFINE_float('tick_kimg', None, 'Progress interval in kimg; default: the official '
                      'one for the resolution (4 at 1024^2 .. 20 at 32^2).', **kw)
   t.mark('Snapshots, export and metrics', fv)
-  flags.DEFINE_integer('image_snapshot_ticks', cfg.image_snapshot_ticks, 'G_ema image grid every N ticks.', **kw)
-  flags.DEFINE_integer('checkpoint_ticks', cfg.checkpoint_ticks, 'Full checkpoint every N ticks.', **kw)
-  flags.DEFINE_integer('network_snapshot_ticks', cfg.network_snapshot_ticks, 'Kept network snapshot every N ticks.',
+  flags.DEFINE_integer('image_snapshot_ticks', cfg.image_snapshot_ticks,
+                       'G_ema image grid every N ticks.', **kw)
+  flags.DEFINE_integer('checkpoint_ticks', cfg.checkpoint_ticks,
+                       'Full checkpoint every N ticks.', **kw)
+  flags.DEFINE_integer('network_snapshot_ticks', cfg.network_snapshot_ticks,
+                       'Kept network snapshot every N ticks.',
                        **kw)
   flags.DEFINE_integer('keep_checkpoints', cfg.keep_checkpoints, 'Rolling checkpoints kept.', **kw)
-  flags.DEFINE_integer('export_ticks', cfg.export_ticks, 'Also export the networks every N ticks (0: only at '
+  flags.DEFINE_integer('export_ticks', cfg.export_ticks,
+                       'Also export the networks every N ticks (0: only at '
                        'the end).', **kw)
   flags.DEFINE_alias('export_every', 'export_ticks', flag_values=flag_values)
   flags.DEFINE_string('grid', 'auto', 'Snapshot grid COLUMNSxROWS, or auto.', **kw)
   flags.DEFINE_list('metrics', [], 'Metrics at network snapshots (e.g. fid50k); none by '
                     'default.', **kw)
-  flags.DEFINE_integer('metrics_ticks', cfg.metrics_ticks, 'Metrics every N ticks (0: at network snapshots).',
+  flags.DEFINE_integer('metrics_ticks', cfg.metrics_ticks,
+                       'Metrics every N ticks (0: at network snapshots).',
                        **kw)
   flags.DEFINE_integer('metrics_num_fakes', None, 'Fewer generated and real samples for the '
                        'training-time metrics (quick runs; results are marked as reduced).', lower_bound=2, **kw)
@@ -213,7 +227,8 @@ def define_train_flags(flag_values=FLAGS):
                     'MultiWorkerMirroredStrategy from TF_CONFIG; default: one device.', **kw)
   flags.DEFINE_enum('impl', cfg.impl, list(tc.IMPLS), 'Op implementation: compiled '
                     'custom ops, pure-TF reference, or auto (custom when it loads).', **kw)
-  flags.DEFINE_bool('mixed_precision', cfg.mixed_precision, 'Mixed precision as in StyleGAN2-ADA: the '
+  flags.DEFINE_bool('mixed_precision', cfg.mixed_precision,
+                    'Mixed precision as in StyleGAN2-ADA: the '
                     '--num_fp16_res highest G and D resolutions (>= 8x8) compute activations in '
                     'float16 (weights, mapping, images, logits, losses stay float32) and conv '
                     'outputs are clamped to +-conv_clamp. Faster on GPUs with tensor cores; off '
@@ -224,7 +239,8 @@ def define_train_flags(flag_values=FLAGS):
                     'bfloat16 has float32\'s exponent range: no overflow guard is needed; fast '
                     'where the hardware has bfloat16 units (GPUs since Ampere, TPUs, CPUs with '
                     'AMX or AVX512-BF16), slow elsewhere.', **kw)
-  flags.DEFINE_integer('num_fp16_res', cfg.num_fp16_res, 'With --mixed_precision / --precision: how many of '
+  flags.DEFINE_integer('num_fp16_res', cfg.num_fp16_res,
+                       'With --mixed_precision / --precision: how many of '
                        'the highest resolutions run in low precision (log2(resolution) - 2 or '
                        'more, e.g. 99: every block from 8x8 up).', **kw)
   flags.DEFINE_float('conv_clamp', cfg.conv_clamp, 'With --mixed_precision: clamp conv outputs to '
@@ -255,7 +271,8 @@ def define_train_flags(flag_values=FLAGS):
   flags.DEFINE_string('resume_pkl', None, 'Official StyleGAN2 pickle to fine-tune from (when '
                       'no checkpoint is resumed): a path or an http(s) URL[#sha256=HEX], '
                       'downloaded once into the cache.', **kw)
-  flags.DEFINE_bool('exact_data_resume', cfg.exact_data_resume, 'Checkpoint the input pipeline too (its shuffle '
+  flags.DEFINE_bool('exact_data_resume', cfg.exact_data_resume,
+                    'Checkpoint the input pipeline too (its shuffle '
                     'buffer: up to --shuffle_mb per checkpoint) so a resumed run sees the same '
                     'images; off: the data order restarts.', **kw)
   flags.DEFINE_alias('outdir', 'run_dir', flag_values=fv)

@@ -302,8 +302,10 @@ def config_from_flags(f) -> GenerateConfig:
   if mixing and not (f.style_mixing_rows and f.style_mixing_cols):
     raise tool_util.ToolError('a style-mixing figure needs both --style_mixing_rows and '
                               '--style_mixing_cols.')
-  ints = lambda name: (tuple(tool_util.parse_int_list(getattr(f, name), name))  # pylint: disable=g-long-lambda
-                       if getattr(f, name) else None)
+
+  def ints(name):
+    text = getattr(f, name)
+    return tuple(tool_util.parse_int_list(text, name)) if text else None
   seeds = ints('seeds')
   psis = (tuple(tool_util.parse_float_list(f.truncation_sweep, 'truncation_sweep'))
           if f.truncation_sweep else None)
