@@ -166,11 +166,11 @@ def help_text(doc: str, topics: Topics, flag_values=flags.FLAGS) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def wants_help(args: Sequence[str]) -> bool:
+def wants_help(args: Sequence[str], spellings: Sequence[str] = HELP_ARGS) -> bool:
   for a in args:
     if a == '--':
       return False
-    if a in HELP_ARGS:
+    if a in spellings:
       return True
   return False
 
@@ -270,6 +270,10 @@ def run_tool(main: Callable[[List[str]], Optional[int]], argv: Optional[Sequence
       args = expand_presets(argv[1:], flag_values)
     except UsageError as e:
       fail(e, 2)
+    if wants_help(args, ('--helpfull',)):
+      sys.stdout.write(help_text(doc, topics, flag_values) + '\nEvery flag, by module:\n' +
+                       flag_values.get_help() + '\n')
+      sys.exit(0)
     if wants_help(args):
       text = help_fn(args) if help_fn else None
       sys.stdout.write(text or help_text(doc, topics, flag_values))
