@@ -14,13 +14,12 @@ conventions:
   $TF_CPP_MIN_LOG_LEVEL is respected.
 """
 
-import contextlib
 import importlib.util
 import logging as py_logging
 import os
 import sys
 import textwrap
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from absl import flags
 
@@ -110,12 +109,6 @@ class Topics:
         existing.extend(n for n in names if n not in existing)
         return
     self.groups.append((title, list(names)))
-
-  @contextlib.contextmanager
-  def topic(self, title: str, flag_values=flags.FLAGS) -> Iterator[None]:
-    before = set(flag_values)
-    yield
-    self._add(title, [n for n in flag_values if n not in before and flag_values[n].name == n])
 
 
 def _flag_lines(flag_values, name: str, aliases: Sequence[str]) -> List[str]:
