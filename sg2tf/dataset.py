@@ -47,6 +47,7 @@ import tensorflow as tf
 from sg2tf.dataset_info import DatasetError
 from sg2tf.dataset_info import DatasetInfo
 from sg2tf.dataset_info import scan_records
+from sg2tf.utils import images as image_lib
 
 __all__ = ['DatasetError', 'DatasetInfo', 'make_dataset', 'distribute', 'translate_errors',
            'decode_records', 'to_float', 'to_uint8']
@@ -116,9 +117,8 @@ def to_float(x):
   return tf.cast(x, tf.float32) * (2.0 / 255.0) - 1.0
 
 
-def to_uint8(x):
-  """float [-1, 1] NHWC -> uint8 [0, 255] (rounded, clipped), e.g. to save images."""
-  return tf.cast(tf.clip_by_value(tf.round((x + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+# float [-1, 1] -> uint8: sg2tf's one rule (sg2tf.utils.images), the inverse of to_float.
+to_uint8 = image_lib.to_uint8_tf
 
 
 def make_dataset(info: InfoLike,

@@ -39,8 +39,8 @@ from absl import logging
 import numpy as np
 
 from sg2tf import tool_util
+from sg2tf.conventions import NOISE_MODES
 
-NOISE_MODES = ('const', 'random', 'none')
 
 
 class ImageGenerator:
@@ -278,7 +278,7 @@ def run(FLAGS) -> List[str]:  # pylint: disable=invalid-name
                               'projected_w.npy that python -m sg2tf.project wrote).')
   tool_util.check_network_path(FLAGS.network)
 
-  from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
+  from sg2tf import loading as network_loader  # pylint: disable=g-import-not-at-top
   G = network_loader.load_for_generate(FLAGS.network, impl=FLAGS.impl)
   gen = ImageGenerator(G, FLAGS.noise_mode, FLAGS.class_idx, FLAGS.truncation_cutoff,
                        FLAGS.batch_size, impl=FLAGS.impl)

@@ -331,7 +331,7 @@ def run(FLAGS) -> List[dict]:  # pylint: disable=invalid-name
   tool_util.check_network_path(FLAGS.network)
   images = [(path, tool_util.read_image(path)) for path in FLAGS.target]  # fail before TF
   lpips = load_lpips(FLAGS.feature_dir, FLAGS.download_features)
-  from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
+  from sg2tf import loading as network_loader  # pylint: disable=g-import-not-at-top
   G = network_loader.load_generator(FLAGS.network, impl=FLAGS.impl, allow_conditional=True)
   res, ch = int(G.synthesis.img_resolution), int(G.synthesis.img_channels)
   targets = [(path, tool_util.image_array(img, path, res, ch)) for path, img in images]

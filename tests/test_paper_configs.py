@@ -10,7 +10,7 @@ import gc
 import numpy as np
 import tensorflow as tf
 
-from sg2tf import configs
+from sg2tf import paper_configs as configs
 
 
 def _count(variables):
