@@ -257,7 +257,8 @@ def distribute(strategy: tf.distribute.Strategy,
   # img/s on 2 cores). One host pipeline per replica, each reading its own shard, skips that
   # (~6k img/s). TF 2.21's MirroredStrategy records the per-replica input workers on itself
   # while building such a dataset, which would turn every later distributed dataset of this
-  # strategy into one pipeline per replica too; put its own set back.
+  # strategy into one pipeline per replica too; put its own set back. (A private attribute:
+  # tests/test_dataset.py fails if TF renames it.)
   options = tf.distribute.InputOptions(
       experimental_replication_mode=tf.distribute.InputReplicationMode.PER_REPLICA,
       experimental_fetch_to_device=False)
@@ -276,7 +277,8 @@ def translate_errors(info: InfoLike, resolution: Optional[int] = None):
 
   TFRecord corruption found while reading surfaces as tf.errors.DataLossError ("corrupted
   record at 1234") without a file name; a record with a different shape surfaces as an
-  InvalidArgumentError from the parser.
+  InvalidArgumentError from the parser. Both are recognised by TF's message text, which
+  tests/test_dataset.py checks against the real errors.
   """
   where = _as_info(info).file(resolution)
   try:
