@@ -19,6 +19,13 @@ def _count(variables):
 
 class ConfigsTest(tf.test.TestCase):
 
+  def test_old_module_name_is_this_module(self):
+    import sg2tf.configs  # pylint: disable=g-import-not-at-top
+    from sg2tf import configs as old  # pylint: disable=g-import-not-at-top
+    self.assertIs(old, configs)
+    self.assertIs(sg2tf.configs, configs)
+    self.assertIs(old.get_config, configs.get_config)
+
   def test_names(self):
     want = {f'config-{c}' for c in 'abcdef'} | {f'config-{c}-nogrow' for c in 'bcd'} | {
         f'config-e-G{g}-D{d}' for g in ('orig', 'skip', 'resnet')
