@@ -188,12 +188,7 @@ class Trainer:
   def _initial_schedule(self):
     """The schedule at image 0, or (resuming a growing run) the one the checkpoint was in."""
     cfg = self.cfg
-    path = None
-    if cfg.resume == 'latest':
-      # The intact checkpoint _check_run_dir found (the state file may be damaged).
-      path = self.resume_point.latest if self.resume_point else None
-    elif cfg.resume != 'none':
-      path = cfg.resume
+    path = self._resume_path()
     if not (self.growing and path):
       return self._schedule_at(0)
     try:
@@ -294,13 +289,16 @@ class Trainer:
                           f'{"; ".join(diffs)}); use the same network flags to resume, or a '
                           'new --run_dir.')
 
+  def _resume_path(self) -> Optional[str]:
+    """The checkpoint to resume from: --resume's, or for 'latest' the intact one that
+    _check_run_dir found (the state file may be damaged); None to start afresh."""
+    if self.cfg.resume == 'latest':
+      return self.resume_point.latest if self.resume_point else None
+    return None if self.cfg.resume == 'none' else self.cfg.resume
+
   def _restore_or_init(self):
     cfg = self.cfg
-    path = None
-    if cfg.resume == 'latest':
-      path = self.resume_point.latest if self.resume_point else None
-    elif cfg.resume != 'none':
-      path = cfg.resume
+    path = self._resume_path()
     self.checkpointer.prepare(self.resume_point, resumed=path)
     if self.chief:
       checkpointing.remove_run_dir_leftovers(cfg.run_dir)
