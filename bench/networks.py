@@ -25,7 +25,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 _CASE = r"""
 import json, resource, sys, time
 import numpy as np, tensorflow as tf
-from sg2tf import configs
+from sg2tf import paper_configs as configs
 from sg2tf import custom_ops
 res, impl, mode, iters = int(sys.argv[1]), sys.argv[2], sys.argv[4], int(sys.argv[5])
 fused = sys.argv[3] == '1'

@@ -77,7 +77,7 @@ import dataclasses
 from absl import logging
 logging.set_verbosity(logging.WARNING)
 from sg2tf.dataset_tool.writer import DatasetWriter
-from sg2tf import configs as net_configs
+from sg2tf import paper_configs as net_configs
 from sg2tf.training import config as config_lib, distribute, loop
 
 root = tempfile.mkdtemp()
@@ -154,7 +154,7 @@ if replicas > 1 and not gpus:
 from absl import logging
 logging.set_verbosity(logging.WARNING)
 from sg2tf.dataset_tool.writer import DatasetWriter
-from sg2tf import configs as net_configs
+from sg2tf import paper_configs as net_configs
 from sg2tf.training import config as config_lib, distribute, loop, schedule as schedule_lib
 
 root = tempfile.mkdtemp()

@@ -75,7 +75,7 @@ def make_datasets(source, work):
 
 
 def train_config(mode, data_dir, run_dir, kimg, seed):
-  from sg2tf import configs as net_configs  # pylint: disable=g-import-not-at-top
+  from sg2tf import paper_configs as net_configs  # pylint: disable=g-import-not-at-top
   from sg2tf.training import config as config_lib  # pylint: disable=g-import-not-at-top
   batch = 16
   base = net_configs.get_config('config-f')

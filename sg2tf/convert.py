@@ -21,6 +21,7 @@ import numpy as np
 
 from sg2tf import cli
 from sg2tf import official_variables
+from sg2tf.conventions import ARCHITECTURES
 from sg2tf.utils import files
 from sg2tf.utils import safe_pickle
 
@@ -210,7 +211,7 @@ def generator_kwargs(path, g_stub):
       if g_stub.static_kwargs[key] != sub[key]:
         _fail(path, f'G and its {comp} component disagree on {key!r}: '
                     f'{g_stub.static_kwargs[key]!r} vs {sub[key]!r}')
-  if sk['architecture'] not in ('orig', 'skip', 'resnet'):
+  if sk['architecture'] not in ARCHITECTURES:
     _fail(path, f'G_synthesis: unknown architecture {sk["architecture"]!r}')
   if mk['dlatent_size'] != sk['dlatent_size']:
     _fail(path, f'mapping dlatent_size {mk["dlatent_size"]} != synthesis {sk["dlatent_size"]}')
@@ -241,7 +242,7 @@ def generator_kwargs(path, g_stub):
 def discriminator_kwargs(path, d_stub):
   dk = _with_defaults(path, f'{d_stub.name} (D_stylegan2)', d_stub.static_kwargs, _D_DEFAULTS,
                       _D_DEFAULTS)
-  if dk['architecture'] not in ('orig', 'skip', 'resnet'):
+  if dk['architecture'] not in ARCHITECTURES:
     _fail(path, f'D: unknown architecture {dk["architecture"]!r}')
   _resolution(path, 'D', dk['resolution'])
   _int_kwarg(path, 'D', 'num_channels', dk['num_channels'], 1, 4)

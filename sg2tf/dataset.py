@@ -47,6 +47,7 @@ import tensorflow as tf
 from sg2tf.dataset_info import DatasetError
 from sg2tf.dataset_info import DatasetInfo
 from sg2tf.dataset_info import scan_records
+from sg2tf.utils import images as image_lib
 
 __all__ = ['DatasetError', 'DatasetInfo', 'make_dataset', 'distribute', 'translate_errors',
            'decode_records', 'to_float', 'to_uint8']
@@ -116,9 +117,8 @@ def to_float(x):
   return tf.cast(x, tf.float32) * (2.0 / 255.0) - 1.0
 
 
-def to_uint8(x):
-  """float [-1, 1] NHWC -> uint8 [0, 255] (rounded, clipped), e.g. to save images."""
-  return tf.cast(tf.clip_by_value(tf.round((x + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+# float [-1, 1] -> uint8: sg2tf's one rule (sg2tf.utils.images), the inverse of to_float.
+to_uint8 = image_lib.to_uint8_tf
 
 
 def make_dataset(info: InfoLike,
@@ -257,7 +257,8 @@ def distribute(strategy: tf.distribute.Strategy,
   # img/s on 2 cores). One host pipeline per replica, each reading its own shard, skips that
   # (~6k img/s). TF 2.21's MirroredStrategy records the per-replica input workers on itself
   # while building such a dataset, which would turn every later distributed dataset of this
-  # strategy into one pipeline per replica too; put its own set back.
+  # strategy into one pipeline per replica too; put its own set back. (A private attribute:
+  # tests/test_dataset.py fails if TF renames it.)
   options = tf.distribute.InputOptions(
       experimental_replication_mode=tf.distribute.InputReplicationMode.PER_REPLICA,
       experimental_fetch_to_device=False)
@@ -276,7 +277,8 @@ def translate_errors(info: InfoLike, resolution: Optional[int] = None):
 
   TFRecord corruption found while reading surfaces as tf.errors.DataLossError ("corrupted
   record at 1234") without a file name; a record with a different shape surfaces as an
-  InvalidArgumentError from the parser.
+  InvalidArgumentError from the parser. Both are recognised by TF's message text, which
+  tests/test_dataset.py checks against the real errors.
   """
   where = _as_info(info).file(resolution)
   try:

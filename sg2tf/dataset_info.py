@@ -24,7 +24,7 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 
-from sg2tf.tool_util import sha256_file
+from sg2tf.utils.files import sha256_file
 from sg2tf.utils import files as fs
 
 MANIFEST_NAME = 'manifest.json'

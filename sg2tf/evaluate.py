@@ -53,7 +53,7 @@ def make_strategy(name: str):
 def run(config: sg2tf_flags.EvalConfig) -> int:
   """Runs the evaluation described by config; returns the process exit code."""
   from sg2tf.metrics import feature_files  # pylint: disable=g-import-not-at-top
-  from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
+  from sg2tf import loading as network_loader  # pylint: disable=g-import-not-at-top
   from sg2tf.metrics import real_data  # pylint: disable=g-import-not-at-top
   from sg2tf.metrics import runner  # pylint: disable=g-import-not-at-top
   from sg2tf import custom_ops  # pylint: disable=g-import-not-at-top

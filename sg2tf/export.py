@@ -48,7 +48,9 @@ from absl import flags
 from absl import logging
 
 from sg2tf import cli
+from sg2tf.conventions import NOISE_MODES
 from sg2tf.utils import files
+from sg2tf.utils import images as image_lib
 
 FORMAT = 'sg2tf.saved_model'
 NEXT_VERSION = 'next'
@@ -56,7 +58,6 @@ NO_VERSION = 'none'
 VERSION = 1
 INFO_FILE = 'export_info.json'
 KERAS_FILE = 'generator.keras'
-NOISE_MODES = ('const', 'random', 'none')
 
 
 def rebuild_with_ref_ops(G):
@@ -71,15 +72,12 @@ def _module(G, noise_mode: str, truncation_cutoff: Optional[int]):
   """A tf.Module with the signature functions of G, traced with impl='ref'."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  def uint8(images):
-    return tf.cast(tf.clip_by_value(images * 127.5 + 128.0, 0.0, 255.0), tf.uint8)
-
   def mapping(z, psi, c=None):
     return G.mapping(z, c, truncation_psi=psi, truncation_cutoff=truncation_cutoff, impl='ref')
 
   def synthesis(w):
     images = G.synthesis(w, noise_mode=noise_mode, fused_modconv=False, impl='ref')
-    return {'images': images, 'images_uint8': uint8(images)}
+    return {'images': images, 'images_uint8': image_lib.to_uint8_tf(images)}
 
   z_spec = tf.TensorSpec([None, G.z_dim], tf.float32, name='z')
   psi_spec = tf.TensorSpec([], tf.float32, name='truncation_psi')
@@ -209,10 +207,10 @@ def load_keras(path: str):
 
 
 def export_network(network: str, out_dir: str, **kwargs) -> str:
-  """Loads `--network` (see sg2tf.metrics.network_loader) and exports its G_ema."""
+  """Loads `--network` (see sg2tf.loading) and exports its G_ema."""
   from sg2tf import selfcheck  # pylint: disable=g-import-not-at-top
   from sg2tf.custom_ops import policy  # pylint: disable=g-import-not-at-top
-  from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
+  from sg2tf import loading as network_loader  # pylint: disable=g-import-not-at-top
   with policy.implementation('ref'), policy.formulation('cpu'):
     # The export traces only the reference, non-fused path (a portable SavedModel), so the
     # start-up self-check finds nothing accelerated to verify; it runs for the same rule.

@@ -16,6 +16,7 @@ from typing import Optional, Tuple
 from absl import flags
 
 from sg2tf import cli
+from sg2tf.conventions import ARCHITECTURES
 
 FLAGS = flags.FLAGS
 TRAIN_TOPICS = cli.Topics()
@@ -114,7 +115,7 @@ def eval_config_from_flags(flag_values=FLAGS) -> EvalConfig:
 
 def define_train_flags(flag_values=FLAGS):
   """Defines the training flags (once per FlagValues)."""
-  from sg2tf import configs as net_configs  # pylint: disable=g-import-not-at-top
+  from sg2tf import paper_configs as net_configs  # pylint: disable=g-import-not-at-top
   from sg2tf.training import config as tc  # pylint: disable=g-import-not-at-top
   fv = flag_values
   if 'run_dir' in fv:
@@ -145,8 +146,8 @@ def define_train_flags(flag_values=FLAGS):
                     'progressive growing; config-b-nogrow .. config-d-nogrow: b-d without it; '
                     'Table 2: config-e-G<arch>-D<arch>). Sets the networks, fmap_base, gamma, '
                     'lazy regularisation, path length and (a-d) the growing schedule.', **kw)
-  flags.DEFINE_enum('g_arch', None, ['orig', 'skip', 'resnet'], 'Override G architecture.', **kw)
-  flags.DEFINE_enum('d_arch', None, ['orig', 'skip', 'resnet'], 'Override D architecture.', **kw)
+  flags.DEFINE_enum('g_arch', None, list(ARCHITECTURES), 'Override G architecture.', **kw)
+  flags.DEFINE_enum('d_arch', None, list(ARCHITECTURES), 'Override D architecture.', **kw)
   flags.DEFINE_integer('fmap_base', None, 'Override feature maps base (G and D).', **kw)
   flags.DEFINE_integer('fmap_max', None, 'Override max feature maps per layer (G and D).', **kw)
   flags.DEFINE_integer('latent_dim', None, 'Override z and w size (512).', **kw)
@@ -296,7 +297,7 @@ def train_config_from_flags(flag_values=FLAGS):
   `sg2tf.training.config.resolve_config` then checks it against the dataset.
   """
   import dataclasses as dc  # pylint: disable=g-import-not-at-top,reimported
-  from sg2tf import configs as net_configs  # pylint: disable=g-import-not-at-top
+  from sg2tf import paper_configs as net_configs  # pylint: disable=g-import-not-at-top
   from sg2tf.training import config as tc  # pylint: disable=g-import-not-at-top
   f = flag_values
   for name in ('data_dir', 'run_dir'):

@@ -40,8 +40,8 @@ import numpy as np
 
 from sg2tf import cli
 from sg2tf import tool_util
+from sg2tf.conventions import NOISE_MODES
 
-NOISE_MODES = ('const', 'random', 'none')
 
 
 class ImageGenerator:
@@ -337,7 +337,7 @@ def config_from_flags(f) -> GenerateConfig:
 def run(config: GenerateConfig) -> List[str]:
   """Writes what config asks for; returns the written files."""
   c = config
-  from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
+  from sg2tf import loading as network_loader  # pylint: disable=g-import-not-at-top
   G = network_loader.load_for_generate(c.network, impl=c.impl)
   gen = ImageGenerator(G, c.noise_mode, c.class_idx, c.truncation_cutoff, c.batch_size,
                        impl=c.impl)

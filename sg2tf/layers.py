@@ -17,9 +17,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sg2tf.conventions import NOISE_MODES
 from sg2tf.custom_ops import bias_act, conv2d_resample, policy, setup_filter, upfirdn2d
 
-NOISE_MODES = ('random', 'const', 'none')
 _DEMOD_EPS = 1e-8
 
 

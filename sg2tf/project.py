@@ -377,7 +377,7 @@ def run(c: ProjectConfig) -> List[dict]:
   from sg2tf import tool_util  # pylint: disable=g-import-not-at-top
   images = [(path, tool_util.read_image(path)) for path in c.targets]
   lpips = load_lpips(c.feature_dir, c.download_features)
-  from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
+  from sg2tf import loading as network_loader  # pylint: disable=g-import-not-at-top
   G = network_loader.load_generator(c.network, impl=c.impl, allow_conditional=True)
   res, ch = int(G.synthesis.img_resolution), int(G.synthesis.img_channels)
   targets = [(path, tool_util.image_array(img, path, res, ch)) for path, img in images]

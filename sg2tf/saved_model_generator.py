@@ -17,8 +17,8 @@ import json
 import os
 from typing import Optional
 
-from sg2tf.metrics.network_loader import NetworkLoadError
 from sg2tf.utils import files
+from sg2tf.utils.errors import NetworkLoadError
 
 INFO_FILE = 'export_info.json'  # = sg2tf.export.INFO_FILE (not imported: it defines flags)
 

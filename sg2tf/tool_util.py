@@ -1,21 +1,22 @@
 """Shared pieces of the command-line tools (export, generate, project): seeds, latents,
-labels, image files, progress logging and one-line errors.
+labels, reading images, one-line errors.
 
-Image conventions: generator output is float NHWC, nominally in [-1, 1]; files hold
-uint8 = clip(x * 127.5 + 128, 0, 255) (the official convert_images_to_uint8, which truncates
-after adding 0.5, i.e. rounds).
+Images (the float -> uint8 rule, grids, PNG/GIF files) live in sg2tf.utils.images, progress
+and time formatting in sg2tf.utils.progress, file writing in sg2tf.utils.files; the tools
+reach them through the names re-exported here.
 """
 
 import os
 import re
 import sys
-import time
 from typing import List, Optional, Sequence
 
 from absl import logging
 import numpy as np
 
 from sg2tf.utils import files
+from sg2tf.utils import images
+from sg2tf.utils import progress
 
 
 class ToolError(ValueError):
@@ -86,61 +87,23 @@ def labels_for(c_dim: int, class_idx: Optional[int], n: int) -> Optional[np.ndar
 
 # ------------------------------------------------------------------ images
 
-def to_uint8(images) -> np.ndarray:
-  """Float [-1, 1] -> uint8 [0, 255], as the exported `images_uint8` output."""
-  x = np.asarray(images, np.float32)
-  return np.clip(x * 127.5 + 128, 0, 255).astype(np.uint8)
-
-
-def grid(images: np.ndarray, cols: int) -> np.ndarray:
-  """uint8 [N, H, W, C] -> [rows * H, cols * W, C], row-major, missing cells black."""
-  n, h, w, c = images.shape
-  rows = -(-n // cols)
-  canvas = np.zeros([rows * h, cols * w, c], np.uint8)
-  for i in range(n):
-    y, x = divmod(i, cols)
-    canvas[y * h:(y + 1) * h, x * w:(x + 1) * w] = images[i]
-  return canvas
-
-
-# One home for file writing: sg2tf.utils.files (atomic, umask-respecting, clear disk errors).
+# Re-exported from their one home each (not copies).
 atomic_write = files.atomic_write
 sha256_file = files.sha256_file
-
-
-def _pil(image: np.ndarray):
-  import PIL.Image  # pylint: disable=g-import-not-at-top
-  image = np.asarray(image, np.uint8)
-  return PIL.Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
-
-
-def save_png(path: str, image: np.ndarray) -> str:
-  """Writes uint8 [H, W, C] (C = 1 or 3) atomically."""
-  return atomic_write(path, lambda tmp: _pil(image).save(tmp, format='PNG'), what='image')
-
-
-def save_gif(path: str, frames: Sequence[np.ndarray], duration_ms: int = 80,
-             loop: bool = True) -> str:
-  """Animated GIF of uint8 [H, W, C] frames (Pillow; 256 colours per frame)."""
-  pil = [_pil(f) for f in frames]
-  kwargs = dict(format='GIF', save_all=True, append_images=pil[1:], duration=int(duration_ms))
-  if loop:
-    kwargs['loop'] = 0
-  return atomic_write(path, lambda tmp: pil[0].save(tmp, **kwargs), what='animation')
+to_uint8 = images.to_uint8
+grid = images.grid
+save_png = images.save_png
+save_gif = images.save_gif
+Progress = progress.Progress
+format_time = progress.format_time
 
 
 def save_npy(path: str, array: np.ndarray) -> str:
-  def write(tmp):
-    with open(tmp, 'wb') as f:
-      np.save(f, array)
-  return atomic_write(path, write)
+  return files.write_npy(path, array)
 
 
 def save_npz(path: str, **arrays) -> str:
-  def write(tmp):
-    with open(tmp, 'wb') as f:
-      np.savez(f, **arrays)
-  return atomic_write(path, write)
+  return files.write_npz(path, arrays)
 
 
 def save_text(path: str, text: str) -> str:
@@ -177,36 +140,7 @@ def load_image(path: str, resolution: int, channels: int) -> np.ndarray:
   return image_array(read_image(path), path, resolution, channels)
 
 
-# ------------------------------------------------------------------ progress and errors
-
-class Progress:
-  """Logs `done/total`, rate and ETA of a long loop at most every `every_s` seconds."""
-
-  def __init__(self, total: int, what: str, unit: str = 'it', every_s: float = 10.0):
-    self.total, self.what, self.unit, self.every_s = int(total), what, unit, every_s
-    self.start = self.last = time.time()
-
-  def update(self, done: int, extra: str = '') -> None:
-    now = time.time()
-    if now - self.last < self.every_s and done < self.total:
-      return
-    self.last = now
-    elapsed = max(now - self.start, 1e-9)
-    rate = done / elapsed
-    eta = (self.total - done) / rate if rate > 0 else float('inf')
-    logging.info('%s: %d/%d %s, %.2f %s/s, elapsed %s, ETA %s%s', self.what, done, self.total,
-                 self.unit, rate, self.unit, format_time(elapsed),
-                 format_time(eta) if np.isfinite(eta) else '?', f', {extra}' if extra else '')
-
-
-def format_time(seconds: float) -> str:
-  s = int(round(max(seconds, 0)))
-  if s < 60:
-    return f'{s}s'
-  if s < 3600:
-    return f'{s // 60}m {s % 60:02d}s'
-  return f'{s // 3600}h {(s // 60) % 60:02d}m'
-
+# ------------------------------------------------------------------ errors
 
 def exit_with_error(e: BaseException) -> None:
   """Ends a tool on bad input: ONE line on stderr (the traceback only in --v=1 logs)."""

@@ -161,10 +161,49 @@ class DatasetTest(tf.test.TestCase, parameterized.TestCase):
     data[12 + 100] ^= 0xFF  # Inside record 0's data, past its header: only its CRC can tell.
     path.write_bytes(bytes(data))
     ds = dataset.make_dataset(self.ds_dir, 4, 8, repeat=False)  # Headers are fine.
-    with self.assertRaisesRegex(DatasetError, r'ds-r03.tfrecords: corrupted record at \d+'):
+    # The detail is cut out of TF's DataLossError text ('{{...}} corrupted record at N
+    # [Op:...]'): exactly the sentence, nothing of the wrapping, or TF's format changed.
+    with self.assertRaisesRegex(DatasetError, r'ds-r03.tfrecords: corrupted record at \d+; the '
+                                'file is truncated or corrupt'):
       with dataset.translate_errors(self.ds_dir, 8):
         for _ in ds:
           pass
+
+  @parameterized.named_parameters(
+      # A wrong-sized record among right-sized ones: DecodeRaw refuses the batch.
+      ('decode_raw', {2: (3, 8, 8)}, 'DecodeRaw'),
+      # A whole batch of wrong-sized records: decoded, then the reshape to [B, C, H, W] fails.
+      ('reshape', {k: (3, 8, 9) for k in range(4, 8)}, 'eshape'))
+  def test_wrong_record_size_names_the_file(self, wrong, tf_says):
+    # translate_errors recognises these by TensorFlow's message text: this fails when TF
+    # words them differently (then the InvalidArgumentError would escape untranslated).
+    rng = np.random.default_rng(2)
+    with tf.io.TFRecordWriter(str(self.ds_dir / 'ds-r04.tfrecords')) as w:
+      for k in range(8):
+        data = rng.integers(0, 256, wrong.get(k, (3, 16, 16)), dtype=np.uint8).tobytes()
+        w.write(tf.train.Example(features=tf.train.Features(feature={  # declares 16x16
+            'shape': tf.train.Feature(int64_list=tf.train.Int64List(value=[3, 16, 16])),
+            'data': tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))
+        })).SerializeToString())
+    info = DatasetInfo.from_dir(self.ds_dir)
+    ds = dataset.make_dataset(info, 4, verify=False, repeat=False, shuffle_buffer=0)
+    with self.assertRaises(tf.errors.InvalidArgumentError) as raw:
+      for _ in ds:
+        pass
+    self.assertIn(tf_says, raw.exception.message)
+    with self.assertRaisesRegex(DatasetError, r'ds-r04.tfrecords: a record does not hold the '
+                                'image shape the dataset declares'):
+      with dataset.translate_errors(info):
+        for _ in ds:
+          pass
+
+  def test_strategy_private_attribute_exists(self):
+    # distribute() saves and restores MirroredStrategy.extended._input_workers_devices (a
+    # private TF attribute; see there). If TF renames it, getattr finds nothing and the
+    # restoring silently stops: fail here instead.
+    strategy = tf.distribute.MirroredStrategy(['/cpu:0'])
+    self.assertTrue(hasattr(strategy.extended, '_input_workers_devices'))
+    self.assertIsNotNone(strategy.extended._input_workers_devices)  # pylint: disable=protected-access
 
   def test_missing_resolution_lists_available(self):
     info = DatasetInfo.from_dir(self.ds_dir)

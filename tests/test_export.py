@@ -213,9 +213,9 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
   def test_official_pickle(self):
     if not _FIXTURE.is_file():
       self.skipTest(f'{_FIXTURE} not present')
-    from sg2tf.metrics import network_loader  # pylint: disable=g-import-not-at-top
+    from sg2tf import loading  # pylint: disable=g-import-not-at-top
     out = export.export_network(str(_FIXTURE), os.path.join(self.tmp, 'pkl'))
-    G = network_loader.load_generator(str(_FIXTURE), impl='ref')
+    G = loading.load_generator(str(_FIXTURE), impl='ref')
     z = _latents(2, G.z_dim)
     got = tf.saved_model.load(out).signatures['generate'](
         z=tf.constant(z), truncation_psi=tf.constant(0.5))['images']

@@ -17,7 +17,7 @@ import tensorflow as tf
 from sg2tf import export
 from sg2tf import generate
 from sg2tf import tool_util
-from sg2tf.metrics import network_loader
+from sg2tf import loading
 from sg2tf.networks import Discriminator, serialization
 from sg2tf.saved_model_generator import SavedModelGenerator
 from tests.tiny_generator import tiny_generator
@@ -83,8 +83,8 @@ class SavedModelGeneratorTest(tf.test.TestCase):
     with self.assertRaisesRegex(FileExistsError, r'holds a SavedModel itself'):
       export.version_dir(self.v1, 'next')
     # TF Serving's model directory loads as its highest version.
-    self.assertEqual(network_loader.saved_model_dir(self.models), self.v2)
-    self.assertEqual(network_loader.network_kind(self.models), 'saved_model')
+    self.assertEqual(loading.saved_model_dir(self.models), self.v2)
+    self.assertEqual(loading.network_kind(self.models), 'saved_model')
 
   def test_no_absolute_paths_exported(self):
     with open(os.path.join(self.v1, export.INFO_FILE), encoding='utf-8') as f:
@@ -130,9 +130,9 @@ class SavedModelGeneratorTest(tf.test.TestCase):
       with self.assertRaisesRegex(tool_util.ToolError, pattern):
         generate.ImageGenerator(sm, **kwargs)
     # The projector and the metrics need the network itself.
-    with self.assertRaisesRegex(network_loader.NetworkLoadError,
+    with self.assertRaisesRegex(loading.NetworkLoadError,
                                 r'SavedModel .*no noise inputs.*sg2tf.generate accepts it'):
-      network_loader.load_generator(self.models)
+      loading.load_generator(self.models)
 
   def test_projected_w(self):
     w = self.G.mapping(np.random.RandomState(0).randn(2, 16).astype(np.float32),

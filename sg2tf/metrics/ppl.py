@@ -12,27 +12,16 @@ the generator's stored constant noise is used for every minibatch (as NVIDIA's l
 PyTorch code does), so the two images of a pair always share their noise either way.
 """
 
-import dataclasses
 from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
-EPSILON = 1e-4
+from sg2tf.metrics import registry
 
-
-@dataclasses.dataclass(frozen=True)
-class PPLConfig:
-  """One PPL protocol: space 'z' or 'w', sampling 'full' or 'end', face crop or not."""
-  space: str
-  sampling: str
-  crop: bool
-  epsilon: float = EPSILON
-
-  def __post_init__(self):
-    if self.space not in ('z', 'w') or self.sampling not in ('full', 'end'):
-      raise ValueError(f'PPLConfig: space must be z|w and sampling full|end, got '
-                       f'{self.space!r}, {self.sampling!r}')
+# The protocol definitions are in the TF-free registry (flag validation needs them).
+EPSILON = registry.PPL_EPSILON
+PPLConfig = registry.PPLConfig
 
 
 def normalize(v):

@@ -28,40 +28,24 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from sg2tf import loading
 from sg2tf.metrics import feature_nets
 from sg2tf.metrics import fid as fid_lib
 from sg2tf.metrics import iscore as is_lib
-from sg2tf.metrics import network_loader
 from sg2tf.metrics import ppl as ppl_lib
 from sg2tf.metrics import pr as pr_lib
 from sg2tf.metrics import real_data
+from sg2tf.metrics import registry
 from sg2tf.metrics import stats_cache
 from sg2tf.utils import files
+from sg2tf.utils import images as image_lib
+from sg2tf.utils import progress as progress_lib
 
-
-@dataclasses.dataclass(frozen=True)
-class MetricSpec:
-  """An official metric. num_reals None = the whole dataset, 0 = no reals."""
-  name: str
-  kind: str  # 'fid' | 'is' | 'pr' | 'ppl'
-  num_fakes: int
-  num_reals: Optional[int] = 0
-  ppl: Optional[ppl_lib.PPLConfig] = None
-  k: int = 3
-  num_splits: int = 10
-
-
-METRICS: Dict[str, MetricSpec] = {m.name: m for m in [
-    MetricSpec('fid50k', 'fid', 50000, 50000),
-    MetricSpec('fid50k_full', 'fid', 50000, None),
-    MetricSpec('is50k', 'is', 50000),
-    MetricSpec('pr50k3', 'pr', 50000, 50000, k=3),
-    MetricSpec('ppl_zfull', 'ppl', 50000, ppl=ppl_lib.PPLConfig('z', 'full', crop=True)),
-    MetricSpec('ppl_wfull', 'ppl', 50000, ppl=ppl_lib.PPLConfig('w', 'full', crop=True)),
-    MetricSpec('ppl_zend', 'ppl', 50000, ppl=ppl_lib.PPLConfig('z', 'end', crop=True)),
-    MetricSpec('ppl_wend', 'ppl', 50000, ppl=ppl_lib.PPLConfig('w', 'end', crop=True)),
-    MetricSpec('ppl2_wend', 'ppl', 50000, ppl=ppl_lib.PPLConfig('w', 'end', crop=False)),
-]}
+# The registry lives in the TF-free sg2tf.metrics.registry; these names stay importable here.
+MetricSpec = registry.MetricSpec
+METRICS = registry.METRICS
+check_metric_names = registry.check_metric_names
+result_names = registry.result_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,49 +85,6 @@ class MetricResult:
     d.update(value=self.value, step=step,
              time=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
     return d
-
-
-def result_names(metric: str) -> List[str]:
-  """The result names a metric reports (its TensorBoard tags are Metrics/<name>)."""
-  kind = METRICS[metric].kind
-  suffixes = {'is': ('_mean', '_std'), 'pr': ('_precision', '_recall')}.get(kind, ('',))
-  return [metric + s for s in suffixes]
-
-
-def check_metric_names(names: Sequence[str]) -> List[str]:
-  names = [n.strip() for n in names if n.strip()]
-  unknown = [n for n in names if n not in METRICS]
-  if unknown or not names:
-    raise ValueError(f'--metrics: unknown metric(s) {unknown or "(none given)"}; choose from '
-                     f'{", ".join(METRICS)}.')
-  return names
-
-
-def images_to_uint8(images):
-  """[-1, 1] float -> uint8 as the official convert_images_to_uint8: saturate(x*127.5 + 128)."""
-  x = tf.cast(images, tf.float32) * 127.5 + 128.0
-  return tf.cast(tf.clip_by_value(tf.floor(x), 0.0, 255.0), tf.uint8)
-
-
-class _Progress:
-  """Logs done/total, rate and ETA at most every `every_s` seconds."""
-
-  def __init__(self, what: str, total: Optional[int], every_s: float):
-    self.what, self.total, self.every_s = what, total, every_s
-    self.start = self.last = time.time()
-
-  def update(self, done: int, force: bool = False):
-    now = time.time()
-    if (not force and now - self.last < self.every_s) or done == getattr(self, 'logged', None):
-      return
-    self.last, self.logged = now, done
-    rate = done / max(now - self.start, 1e-9)
-    if self.total:
-      eta = (self.total - done) / max(rate, 1e-9)
-      logging.info('%s: %d/%d (%.0f%%), %.1f/s, ETA %s', self.what, done, self.total,
-                   100.0 * done / self.total, rate, datetime.timedelta(seconds=int(eta)))
-    else:
-      logging.info('%s: %d, %.1f/s', self.what, done, rate)
 
 
 class _Replicas:
@@ -207,7 +148,7 @@ class _Context:
     if total is None:
       c, h, w = self.data_shape
       total = files.getsize(self.data_path) // (c * h * w + 40)  # approximate, for the ETA
-    progress = _Progress(f'{what} reals', total, self.opt.progress_every_s)
+    progress = progress_lib.Progress(total, f'{what} reals', 'img', self.opt.progress_every_s)
     for images in real_data.real_image_batches(self.data_path, self.replicas.global_batch,
                                                num_reals):
       stats.append(self.replicas.run(step, images)[0])
@@ -223,10 +164,10 @@ class _Context:
     @tf.function
     def step(z):
       images = G(z, truncation_psi=psi, noise_mode=noise_mode)  # [B, H, W, C]
-      out = fn(images_to_uint8(images))
+      out = fn(image_lib.to_uint8_tf(images))
       return out if isinstance(out, tuple) else (out,)
 
-    progress = _Progress(f'{what} fakes', num, self.opt.progress_every_s)
+    progress = progress_lib.Progress(num, f'{what} fakes', 'img', self.opt.progress_every_s)
     done = 0
     while done < num:
       n = min(self.replicas.global_batch, num - done)
@@ -335,7 +276,8 @@ def _run_ppl(ctx: _Context, spec, fakes, reals) -> Dict[str, float]:
     return dist(tf.reshape(z, [-1, z_dim]), t)
 
   out = fid_lib.FeatureStats(capture_mean_cov=False, capture_all=True)
-  progress = _Progress(f'{spec.name} pairs', fakes, ctx.opt.progress_every_s)
+  progress = progress_lib.Progress(fakes, f'{spec.name} pairs', 'pairs',
+                                  ctx.opt.progress_every_s)
   while out.num_items < fakes:
     n = min(pairs.global_batch, fakes - out.num_items)
     z01, t = ppl_lib.sample_inputs(rng_z, rng_t, n, z_dim, spec.ppl.sampling)
@@ -360,7 +302,7 @@ def evaluate(G, metrics: Sequence[str], data: Optional[str], options: Options = 
   """Computes `metrics` for generator G; reports each as soon as it is done.
 
   Args:
-    G: the generator (see network_loader for the protocol).
+    G: the generator (see sg2tf.loading for the protocol).
     metrics: official metric names (METRICS).
     data: TFRecord dataset directory (or file) for the real images; None if no metric needs it.
     options: feature files, caches, sample counts, batch size, seed.
@@ -368,7 +310,7 @@ def evaluate(G, metrics: Sequence[str], data: Optional[str], options: Options = 
     network_name, output_dir, step: for reporting; no files are written without output_dir.
   """
   names = check_metric_names(metrics)
-  network_loader.check_generator(G)
+  loading.check_generator(G)
   ctx = _Context(G, data, options, strategy, network_name)
   results = []
   for name in names:

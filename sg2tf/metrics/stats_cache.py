@@ -50,10 +50,8 @@ def load(path: str) -> Optional[Dict[str, np.ndarray]]:
 
 def save(path: str, arrays: Dict[str, np.ndarray], key: Dict[str, object]) -> None:
   """Atomically writes arrays (+ the key as JSON, for inspection) to path (mode by umask)."""
-  def write(tmp):
-    with open(tmp, 'wb') as f:
-      np.savez(f, **arrays, _key=np.array(json.dumps(key, sort_keys=True)))
-  files.atomic_write(path, write, what='statistics cache entry')
+  files.write_npz(path, dict(arrays, _key=np.array(json.dumps(key, sort_keys=True))),
+                  what='statistics cache entry')
 
 
 def get_or_compute(cache_dir: Optional[str], key: Dict[str, object], label: str,

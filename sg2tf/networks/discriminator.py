@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from sg2tf import layers
 from sg2tf.custom_ops import downsample2d, policy, setup_filter
-from sg2tf.networks.synthesis import check_architecture, check_mixed_precision, check_resolution
-from sg2tf.networks.synthesis import check_fp16_dtype, fp16_resolution
+from sg2tf.networks.checks import check_architecture, check_mixed_precision, check_resolution
+from sg2tf.networks.checks import check_fp16_dtype, fp16_resolution
 
 
 class DiscriminatorBlock(keras.layers.Layer):

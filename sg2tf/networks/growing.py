@@ -31,8 +31,8 @@ from sg2tf import layers
 from sg2tf.custom_ops import policy
 from sg2tf.networks.discriminator import DiscriminatorBlock, DiscriminatorEpilogue
 from sg2tf.networks.mapping import MappingNetwork
-from sg2tf.networks.synthesis import SynthesisBlock, check_mixed_precision, check_resolution
-from sg2tf.networks.synthesis import fp16_resolution
+from sg2tf.networks.checks import check_mixed_precision, check_resolution, fp16_resolution
+from sg2tf.networks.synthesis import SynthesisBlock
 
 # Call-argument sentinel: "the build function's own default" (it differs per network).
 DEFAULT = 'default'

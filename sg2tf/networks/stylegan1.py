@@ -28,7 +28,7 @@ from sg2tf import layers
 from sg2tf.custom_ops import bias_act, filter2d, setup_filter
 from sg2tf.networks import growing
 from sg2tf.networks.mapping import MappingNetwork
-from sg2tf.networks.synthesis import check_resolution
+from sg2tf.networks.checks import check_resolution
 
 _SQRT2 = math.sqrt(2.0)
 ACTIVATIONS = ('lrelu', 'relu')

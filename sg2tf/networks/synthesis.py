@@ -8,40 +8,9 @@ import tensorflow as tf
 
 from sg2tf import layers
 from sg2tf.custom_ops import policy, setup_filter, upsample2d
-
-ARCHITECTURES = ('orig', 'skip', 'resnet')
-
-
-def check_resolution(resolution, who):
-  r = int(resolution)
-  if r < 4 or r & (r - 1):
-    raise ValueError(f'{who}: resolution must be a power of two >= 4, got {resolution}')
-  return r
-
-
-def check_architecture(architecture, who):
-  if architecture not in ARCHITECTURES:
-    raise ValueError(f'{who}: architecture must be one of {ARCHITECTURES}, got {architecture!r}')
-  return architecture
-
-
-def check_mixed_precision(num_fp16_res, conv_clamp, who):
-  """(num_fp16_res as an int >= 0, conv_clamp as a float or None)."""
-  if int(num_fp16_res) < 0:
-    raise ValueError(f'{who}: num_fp16_res must be >= 0, got {num_fp16_res}')
-  return int(num_fp16_res), None if conv_clamp is None else float(conv_clamp)
-
-
-FP16_DTYPES = ('float16', 'bfloat16')
-
-
-def check_fp16_dtype(fp16_dtype, who):
-  """The low-precision dtype name of the num_fp16_res blocks: float16 or bfloat16."""
-  name = tf.as_dtype(fp16_dtype).name
-  if name not in FP16_DTYPES:
-    raise ValueError(f'{who}: fp16_dtype must be one of {FP16_DTYPES}, got {fp16_dtype!r}')
-  return name
-
+from sg2tf.networks.checks import ARCHITECTURES, FP16_DTYPES  # pylint: disable=unused-import
+from sg2tf.networks.checks import check_architecture, check_fp16_dtype, check_mixed_precision
+from sg2tf.networks.checks import check_resolution, fp16_resolution
 
 class SynthesisBlock(keras.layers.Layer):
   """One resolution: [const] or [Conv0_up], Conv1, [Skip], [ToRGB].
@@ -140,13 +109,6 @@ class SynthesisBlock(keras.layers.Layer):
                   use_fp16=self.use_fp16, conv_clamp=self.conv_clamp,
                   fp16_dtype=self.fp16_dtype)
     return config
-
-
-def fp16_resolution(img_resolution, num_fp16_res):
-  """Lowest resolution computed in float16: the num_fp16_res highest ones, never below 8x8
-  (StyleGAN2-ADA's rule); above img_resolution when num_fp16_res is 0."""
-  log2 = int(np.log2(img_resolution))
-  return max(2 ** (log2 + 1 - int(num_fp16_res)), 8)
 
 
 class SynthesisNetwork(keras.layers.Layer):

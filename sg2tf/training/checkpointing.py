@@ -353,18 +353,3 @@ def snapshot_path(run_dir: str, nimg: int) -> str:
 
 def export_path(run_dir: str, name: str = 'networks-final') -> str:
   return os.path.join(run_dir, EXPORT_DIR, name)
-
-
-def export_generator(run_dir: str, G, D, G_ema, metadata: dict, name='networks-final') -> str:
-  """Exports the networks as a network directory (for resuming, eval_main.py) and G_ema as a
-  portable SavedModel built from the reference ops (sg2tf.export). Returns the network
-  directory's path."""
-  from sg2tf import export as saved_model_export  # pylint: disable=g-import-not-at-top
-  path = save_network_dir(export_path(run_dir, name), G, D, G_ema, metadata,
-                          what='exported networks')
-  sm_name = 'saved_model' + name[len('networks'):] if name.startswith('networks') else name + '-sm'
-  sm_name = sm_name.replace('-final', '')
-  saved_model_export.export_generator(G_ema, export_path(run_dir, sm_name), overwrite=True,
-                                      metadata=metadata)
-  logging.info('Exported G_ema as a SavedModel: %s', export_path(run_dir, sm_name))
-  return path

@@ -18,7 +18,9 @@ import math
 import os
 from typing import Optional, Tuple
 
-from sg2tf import configs as net_configs
+from sg2tf import paper_configs as net_configs
+from sg2tf.conventions import ARCHITECTURES
+from sg2tf.metrics import registry as metric_registry
 from sg2tf.training import schedule as schedule_lib
 from sg2tf.utils import files
 
@@ -277,9 +279,8 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
     raise ConfigError(f'--resume={cfg.resume}: no such checkpoint (expected "latest", "none" '
                       f'or a checkpoint prefix such as {cfg.run_dir}/checkpoints/ckpt-12).')
   if cfg.metrics:
-    from sg2tf.metrics import runner  # pylint: disable=g-import-not-at-top
     try:
-      runner.check_metric_names(cfg.metrics)
+      metric_registry.check_metric_names(cfg.metrics)
     except ValueError as e:
       raise ConfigError(str(e)) from None
   if cfg.resume_pkl is not None:
@@ -306,8 +307,8 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
   g = dataclasses.replace(cfg.G, **common)
   d = dataclasses.replace(cfg.D, **common)
   for who, net in (('G', g), ('D', d)):
-    _require(net.architecture in ('orig', 'skip', 'resnet'),
-             f'--{who.lower()}_arch={net.architecture!r}: use orig, skip or resnet.')
+    _require(net.architecture in ARCHITECTURES,
+             f'--{who.lower()}_arch={net.architecture!r}: use {", ".join(ARCHITECTURES)}.')
   _check_networks_and_growing(cfg, g, d, info, res)
   return dataclasses.replace(cfg, data=data, G=g, D=d)
 

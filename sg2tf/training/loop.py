@@ -28,10 +28,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sg2tf import configs as net_configs
+from sg2tf import paper_configs as net_configs
 from sg2tf import dataset as sg2tf_dataset
+from sg2tf import export as saved_model_export
 from sg2tf import selfcheck
 from sg2tf.custom_ops import policy
+from sg2tf.metrics import registry as metric_registry
 from sg2tf.networks import serialization
 from sg2tf.training import ada as ada_lib
 from sg2tf.training import augment as augment_lib
@@ -41,7 +43,9 @@ from sg2tf.training import distribute
 from sg2tf.training import monitoring
 from sg2tf.training import phases as phases_lib
 from sg2tf.training import schedule as schedule_lib
+from sg2tf.training import seeds
 from sg2tf.utils import files
+from sg2tf.utils import images as image_lib
 
 ConfigError = config_lib.ConfigError
 
@@ -157,8 +161,8 @@ class Trainer:
     """The scalars the HParams tab compares runs by: losses, and the metrics' results."""
     tags = ['Loss/G/loss', 'Loss/D/loss', 'Timing/sec_per_kimg']
     if self.cfg.metrics:
-      from sg2tf.metrics import runner  # pylint: disable=g-import-not-at-top
-      tags += [f'Metrics/{r}' for m in self.cfg.metrics for r in runner.result_names(m)]
+      tags += [f'Metrics/{r}' for m in self.cfg.metrics
+               for r in metric_registry.result_names(m)]
     return tags
 
   def _make_iterator(self, sched):
@@ -184,12 +188,7 @@ class Trainer:
   def _initial_schedule(self):
     """The schedule at image 0, or (resuming a growing run) the one the checkpoint was in."""
     cfg = self.cfg
-    path = None
-    if cfg.resume == 'latest':
-      # The intact checkpoint _check_run_dir found (the state file may be damaged).
-      path = self.resume_point.latest if self.resume_point else None
-    elif cfg.resume != 'none':
-      path = cfg.resume
+    path = self._resume_path()
     if not (self.growing and path):
       return self._schedule_at(0)
     try:
@@ -290,13 +289,16 @@ class Trainer:
                           f'{"; ".join(diffs)}); use the same network flags to resume, or a '
                           'new --run_dir.')
 
+  def _resume_path(self) -> Optional[str]:
+    """The checkpoint to resume from: --resume's, or for 'latest' the intact one that
+    _check_run_dir found (the state file may be damaged); None to start afresh."""
+    if self.cfg.resume == 'latest':
+      return self.resume_point.latest if self.resume_point else None
+    return None if self.cfg.resume == 'none' else self.cfg.resume
+
   def _restore_or_init(self):
     cfg = self.cfg
-    path = None
-    if cfg.resume == 'latest':
-      path = self.resume_point.latest if self.resume_point else None
-    elif cfg.resume != 'none':
-      path = cfg.resume
+    path = self._resume_path()
     self.checkpointer.prepare(self.resume_point, resumed=path)
     if self.chief:
       checkpointing.remove_run_dir_leftovers(cfg.run_dir)
@@ -501,12 +503,12 @@ class Trainer:
         self.G_ema, self._metadata())
 
   def export(self, name='networks-final') -> Optional[str]:
-    """Network directory + SavedModel of G_ema (checkpointing.export_generator)."""
+    """Network directory + SavedModel of G_ema (export_run_networks)."""
     if not self.chief:
       return None
     self._check_weights_finite()
-    return checkpointing.export_generator(self.cfg.run_dir, self.G, self.D, self.G_ema,
-                                          self._metadata(), name=name)
+    return export_run_networks(self.cfg.run_dir, self.G, self.D, self.G_ema, self._metadata(),
+                               name=name)
 
   def _run_metrics(self, network_dir):
     """Official metrics of G_ema (sg2tf.metrics) into metrics.jsonl and TensorBoard."""
@@ -532,7 +534,7 @@ class Trainer:
     """The fixed latents (and labels) of the snapshot grid: the same for every snapshot."""
     cols, rows = self.cfg.grid_size
     n = cols * rows
-    rnd = np.random.RandomState(self.cfg.seed + 1000)
+    rnd = np.random.RandomState(self.cfg.seed + seeds.GRID_SEED_OFFSET)
     z = rnd.randn(n, self.cfg.G.z_dim).astype(np.float32)
     c = None
     if self.cfg.data.label_dim:
@@ -547,7 +549,7 @@ class Trainer:
       zi = z[i:i + batch]
       ci = None if c is None else c[i:i + batch]
       out.append(self._grid_fn(tf.constant(zi), None if ci is None else tf.constant(ci)).numpy())
-    return monitoring.grid_image(monitoring.to_uint8(np.concatenate(out)), self.cfg.grid_size)
+    return image_lib.grid(image_lib.to_uint8(np.concatenate(out)), *self.cfg.grid_size)
 
   def image_snapshot(self) -> Optional[str]:
     if not self.chief:
@@ -562,9 +564,24 @@ class Trainer:
     ds = sg2tf_dataset.make_dataset(self.info, n, self.cfg.resolution, shuffle_buffer=0,
                                     repeat=False, verify=False, prefetch=None)
     reals = next(iter(ds)).numpy()
-    self.monitor.image(0, 'reals', monitoring.grid_image(monitoring.to_uint8(reals),
-                                                         self.cfg.grid_size), 'reals.png')
+    self.monitor.image(0, 'reals', image_lib.grid(image_lib.to_uint8(reals), cols, rows),
+                       'reals.png')
     self.monitor.image(0, 'fakes', self.generate_grid(), 'fakes_init.png')
+
+
+def export_run_networks(run_dir: str, G, D, G_ema, metadata: dict,
+                        name: str = 'networks-final') -> str:
+  """The end-of-run export: the networks as a network directory (for resuming, eval_main.py)
+  and G_ema as a portable SavedModel built from the reference ops (sg2tf.export.
+  export_generator). Returns the network directory's path."""
+  path = checkpointing.save_network_dir(checkpointing.export_path(run_dir, name), G, D, G_ema,
+                                        metadata, what='exported networks')
+  sm_name = 'saved_model' + name[len('networks'):] if name.startswith('networks') else name + '-sm'
+  sm_name = sm_name.replace('-final', '')
+  saved_model_export.export_generator(G_ema, checkpointing.export_path(run_dir, sm_name),
+                                      overwrite=True, metadata=metadata)
+  logging.info('Exported G_ema as a SavedModel: %s', checkpointing.export_path(run_dir, sm_name))
+  return path
 
 
 def _norm(v):

@@ -1,4 +1,5 @@
-"""Progress reporting: TensorBoard scalars and image grids, PNG grids, one console line a tick.
+"""Training progress: TensorBoard scalars and image grids, PNG grids, one console line a tick
+(images: sg2tf.utils.images; times: sg2tf.utils.progress.format_time).
 
 Scalars (TensorBoard step = images shown so far):
   Loss/G/loss, Loss/D/loss, Loss/scores/real, Loss/scores/fake, Loss/signs/real (mean
@@ -23,19 +24,9 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from sg2tf import tool_util
 from sg2tf.utils import files
-
-
-def format_time(seconds: float) -> str:
-  s = int(round(max(seconds, 0)))
-  if s < 60:
-    return f'{s}s'
-  if s < 3600:
-    return f'{s // 60}m {s % 60:02d}s'
-  if s < 86400:
-    return f'{s // 3600}h {(s // 60) % 60:02d}m'
-  return f'{s // 86400}d {(s // 3600) % 24:02d}h'
+from sg2tf.utils import images as image_lib
+from sg2tf.utils.progress import format_time
 
 
 def peak_memory_gb() -> Dict[str, float]:
@@ -51,23 +42,6 @@ def peak_memory_gb() -> Dict[str, float]:
         pass
     out['gpu'] = peak / 2**30
   return out
-
-
-def grid_image(images: np.ndarray, grid: Sequence[int]) -> np.ndarray:
-  """uint8 [N, H, W, C] -> one uint8 [rows*H, cols*W, C] image (row-major; missing = black)."""
-  cols, rows = int(grid[0]), int(grid[1])
-  n, h, w, c = images.shape
-  canvas = np.zeros([rows * h, cols * w, c], np.uint8)
-  for i in range(min(n, rows * cols)):
-    y, x = divmod(i, cols)
-    canvas[y * h:(y + 1) * h, x * w:(x + 1) * w] = images[i]
-  return canvas
-
-
-def to_uint8(images) -> np.ndarray:
-  """Float [-1, 1] NHWC -> uint8 [0, 255], rounded and clipped (official convert_images)."""
-  x = np.asarray(images, np.float32)
-  return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 class TickStats:
@@ -151,7 +125,7 @@ class Monitor:
     """Logs a uint8 [H, W, C] image to TensorBoard and, with png_name, as a PNG."""
     if not self.chief:
       return None
-    path = tool_util.save_png(os.path.join(self.run_dir, png_name), image) if png_name else None
+    path = image_lib.save_png(os.path.join(self.run_dir, png_name), image) if png_name else None
     if self._writer is not None:
       with files.writing('TensorBoard events', self.run_dir):
         with self._writer.as_default(step=int(step)):

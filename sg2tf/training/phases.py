@@ -47,6 +47,7 @@ from sg2tf.training import accumulate
 from sg2tf.training import distribute
 from sg2tf.training import losses
 from sg2tf.training import sampling
+from sg2tf.training import seeds
 
 # Sub-stream keys of the augmentation parameters (beyond sampling.py's).
 _AUG_G, _AUG_REAL, _AUG_FAKE, _AUG_REG = 1001, 1002, 1003, 1004
@@ -266,7 +267,8 @@ class Phases:
     w_means = [w_mean / self.chunks]
     pl_mean = None
     if not self.lazy and self.use_pl:
-      g2, pl_metrics, pl_mean, w2 = self._pl_grads(sampling.fold(seed, 99), 1.0)
+      g2, pl_metrics, pl_mean, w2 = self._pl_grads(
+          sampling.fold(seed, seeds.PL_IN_G_MAIN_KEY), 1.0)
       grads = [a + b for a, b in zip(grads, g2)]
       metrics.update(pl_metrics)
       w_means.append(w2)

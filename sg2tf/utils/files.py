@@ -434,6 +434,26 @@ def write_json(path: str, obj, what: str = 'file', indent: int = 1) -> str:
   return write_text(path, json.dumps(obj, indent=indent) + '\n', what)
 
 
+def write_npy(path: str, array, what: str = 'array file') -> str:
+  """One NumPy array as a .npy file, atomically."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  def write(tmp):
+    with open(tmp, 'wb') as f:
+      np.save(f, array)
+  return atomic_write(path, write, what=what)
+
+
+def write_npz(path: str, arrays: Dict[str, object], what: str = 'array file') -> str:
+  """Named NumPy arrays as an (uncompressed) .npz file, atomically."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  def write(tmp):
+    with open(tmp, 'wb') as f:
+      np.savez(f, **arrays)
+  return atomic_write(path, write, what=what)
+
+
 def _is_occupied(path: str) -> bool:
   return exists(path) and (not isdir(path) or bool(listdir(path)))
 

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 import eval_main
 from sg2tf import flags as sg2tf_flags
-from sg2tf.metrics import network_loader
+from sg2tf import loading
 from tests import testutil
 from tests.metrics import standins
 
@@ -62,7 +62,7 @@ class EvalMainTest(tf.test.TestCase):
                  '--num_fakes=10', '--num_reals=10', f'--feature_dir={self.features}',
                  f'--cache_dir={out}/cache', f'--output_dir={out}', '--nodownload_features')
     stdout = io.StringIO()
-    with mock.patch.object(network_loader, 'load_generator',
+    with mock.patch.object(loading, 'load_generator',
                            return_value=standins.LinearGenerator(resolution=32)):
       with contextlib.redirect_stdout(stdout):
         self.assertEqual(eval_main.run(cfg), 0)
@@ -90,7 +90,7 @@ class EvalMainTest(tf.test.TestCase):
     cfg = _parse('--network=lin.pkl', '--metrics=is50k', f'--feature_dir={empty}',
                  '--nodownload_features', f'--output_dir={empty}')
     stderr = io.StringIO()
-    with mock.patch.object(network_loader, 'load_generator',
+    with mock.patch.object(loading, 'load_generator',
                            return_value=standins.LinearGenerator(resolution=32)):
       with contextlib.redirect_stderr(stderr):
         self.assertEqual(eval_main.run(cfg), 2)

@@ -13,8 +13,11 @@ import tensorflow as tf
 
 from sg2tf import metrics
 from sg2tf.metrics import feature_nets
+from sg2tf.metrics import ppl as ppl_lib
 from sg2tf.metrics import real_data
+from sg2tf.metrics import registry
 from sg2tf.metrics import runner
+from sg2tf.utils import images
 from tests import testutil
 from tests.metrics import standins
 
@@ -47,7 +50,7 @@ class RunnerTest(tf.test.TestCase):
 
   def _fake_images(self, name, n):
     z = runner._rng(runner.Options(), name).standard_normal([n, self.G.z_dim])
-    return runner.images_to_uint8(self.G(z.astype(np.float32)))
+    return images.to_uint8_tf(self.G(z.astype(np.float32)))
 
   def test_values_match_the_library_on_the_same_features(self):
     out = tempfile.mkdtemp(dir=self.get_temp_dir())
@@ -137,12 +140,9 @@ class RunnerTest(tf.test.TestCase):
                      'REDUCED sample counts: 30 reals (protocol: the whole dataset)')
     self.assertEqual(runner.result_names('pr50k3'), ['pr50k3_precision', 'pr50k3_recall'])
     self.assertEqual(runner.result_names('fid50k'), ['fid50k'])
-
-  def test_images_to_uint8_is_the_official_conversion(self):
-    x = tf.constant([-2.0, -1.0, -0.999, 0.0, 0.5, 0.999, 1.0, 3.0])
-    # saturate_cast(x * 127.5 + 128): truncation after +0.5 rounding.
-    expected = np.clip(np.floor(x.numpy() * 127.5 + 128), 0, 255)
-    self.assertAllEqual(runner.images_to_uint8(x), expected.astype(np.uint8))
+    # One registry (sg2tf.metrics.registry, TF-free), used here and by the PPL protocol.
+    self.assertIs(runner.METRICS, registry.METRICS)
+    self.assertIs(ppl_lib.PPLConfig, registry.PPLConfig)
 
   def test_errors(self):
     with self.assertRaisesRegex(ValueError, 'unknown metric.*fid50k'):

@@ -8,7 +8,7 @@ import numpy as np
 from absl.testing import parameterized
 import tensorflow as tf
 
-from sg2tf import configs
+from sg2tf import paper_configs as configs
 from sg2tf import convert_growing
 from sg2tf.networks import StyleGANDiscriminator, StyleGANGenerator, growing, stylegan1
 from tests import testutil

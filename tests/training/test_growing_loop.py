@@ -10,7 +10,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from sg2tf import configs as net_configs
+from sg2tf import paper_configs as net_configs
 from sg2tf.training import distribute
 from sg2tf.training import loop
 from sg2tf.training import schedule

@@ -6,34 +6,12 @@ import tempfile
 
 from absl import logging as absl_logging
 import numpy as np
-import PIL.Image
 import tensorflow as tf
 
-from sg2tf import tool_util
 from sg2tf.training import monitoring
 
 
 class MonitoringTest(tf.test.TestCase):
-
-  def test_grid_layout(self):
-    images = np.stack([np.full([2, 3, 1], i, np.uint8) for i in range(5)])
-    grid = monitoring.grid_image(images, (3, 2))
-    self.assertEqual(grid.shape, (4, 9, 1))
-    self.assertEqual(grid[0, 3, 0], 1)   # row 0, column 1
-    self.assertEqual(grid[2, 0, 0], 3)   # row 1, column 0
-    self.assertEqual(grid[2, 6, 0], 0)   # the missing sixth image stays black
-
-  def test_to_uint8_matches_official_range(self):
-    self.assertAllEqual(monitoring.to_uint8(np.array([-1.5, -1.0, 0.0, 1.0, 2.0])),
-                        [0, 0, 128, 255, 255])
-
-  def test_save_png_is_atomic_and_readable(self):
-    folder = tempfile.mkdtemp()
-    path = tool_util.save_png(os.path.join(folder, 'a.png'), np.zeros([4, 4, 3], np.uint8) + 7)
-    self.assertEqual(os.listdir(folder), ['a.png'])
-    self.assertAllEqual(np.asarray(PIL.Image.open(path)), np.full([4, 4, 3], 7))
-    gray = tool_util.save_png(os.path.join(folder, 'g.png'), np.zeros([4, 4, 1], np.uint8))
-    self.assertEqual(PIL.Image.open(gray).mode, 'L')
 
   def test_config_as_text_and_hparams(self):
     cfg = {'G': {'z_dim': 16, 'arch': 'skip'}, 'grid': [2, 2], 'resume_pkl': None,
@@ -98,10 +76,7 @@ class MonitoringTest(tf.test.TestCase):
     monitoring.Monitor(other, chief=False).image(0, 'x', np.zeros([2, 2, 3], np.uint8), 'x.png')
     self.assertEqual(os.listdir(other), [])
 
-  def test_format_time_and_memory(self):
-    self.assertEqual(monitoring.format_time(59), '59s')
-    self.assertEqual(monitoring.format_time(3725), '1h 02m')
-    self.assertEqual(monitoring.format_time(90000), '1d 01h')
+  def test_memory(self):
     self.assertGreater(monitoring.peak_memory_gb()['host'], 0.01)
 
 

@@ -6,7 +6,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from sg2tf import configs as net_configs
+from sg2tf import paper_configs as net_configs
 from sg2tf.training import distribute, loop
 from tests.training import tiny
 

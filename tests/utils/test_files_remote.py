@@ -10,7 +10,7 @@ from unittest import mock
 
 import tensorflow as tf
 
-from sg2tf.metrics import network_loader
+from sg2tf import loading
 from sg2tf.utils import files
 
 _PKL = '/work/shared/fixtures/official_pkl/stylegan2_random_64.pkl'
@@ -145,11 +145,11 @@ class FetchUrlTest(tf.test.TestCase):
     with open(_PKL, 'rb') as f:
       digest = hashlib.sha256(f.read()).hexdigest()
     url = f'{self.base}/net.pkl#sha256={digest}'
-    G = network_loader.load_generator(url)
+    G = loading.load_generator(url)
     self.assertEqual(int(G.synthesis.img_resolution), 64)
-    self.assertEqual(network_loader.describe(url), ('net.pkl', 'official_pkl'))
-    with self.assertRaisesRegex(network_loader.NetworkLoadError, r'--network=.*#sha256=<64'):
-      network_loader.load_generator(f'{self.base}/net.pkl#sha256=xyz')
+    self.assertEqual(loading.describe(url), ('net.pkl', 'official_pkl'))
+    with self.assertRaisesRegex(loading.NetworkLoadError, r'--network=.*#sha256=<64'):
+      loading.load_generator(f'{self.base}/net.pkl#sha256=xyz')
     self.assertEqual(_Handler.requests, ['/net.pkl'])
 
 

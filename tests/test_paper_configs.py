@@ -10,7 +10,7 @@ import gc
 import numpy as np
 import tensorflow as tf
 
-from sg2tf import configs
+from sg2tf import paper_configs as configs
 
 
 def _count(variables):
@@ -18,6 +18,13 @@ def _count(variables):
 
 
 class ConfigsTest(tf.test.TestCase):
+
+  def test_old_module_name_is_this_module(self):
+    import sg2tf.configs  # pylint: disable=g-import-not-at-top
+    from sg2tf import configs as old  # pylint: disable=g-import-not-at-top
+    self.assertIs(old, configs)
+    self.assertIs(sg2tf.configs, configs)
+    self.assertIs(old.get_config, configs.get_config)
 
   def test_names(self):
     want = {f'config-{c}' for c in 'abcdef'} | {f'config-{c}-nogrow' for c in 'bcd'} | {

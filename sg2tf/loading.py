@@ -1,4 +1,5 @@
-"""Loads the generator to evaluate, and the generator protocol the metrics rely on.
+"""Loads any `--network` (eval, export, generate, project), and the generator protocol the
+metrics rely on.
 
 The metrics need only this of a generator `G` (sg2tf's networks provide it; tests use small
 stand-ins):
@@ -23,10 +24,7 @@ import os
 from typing import Optional, Tuple
 
 from sg2tf.utils import files
-
-
-class NetworkLoadError(ValueError):
-  """--network is unusable; the message says why and what to do."""
+from sg2tf.utils.errors import NetworkLoadError  # pylint: disable=unused-import
 
 
 # File names of sg2tf.networks.serialization (network dirs) and sg2tf.training (run dirs),
@@ -206,7 +204,7 @@ def _load_checkpoint(prefix: str, impl: str):
       raise NetworkLoadError(
           f'--network={prefix}: no {_RUN_CONFIG} found in {folder} or {run_dir}; a training '
           f'checkpoint is read with the config.json of its run (it says how to build G).')
-    from sg2tf import configs  # pylint: disable=g-import-not-at-top
+    from sg2tf import paper_configs as configs  # pylint: disable=g-import-not-at-top
     from sg2tf.training import config as config_lib  # pylint: disable=g-import-not-at-top
     try:
       g_cfg = config_lib.read_config(run_dir).G
