@@ -36,6 +36,15 @@ def config_from_flags(flag_values=flags.FLAGS,
     raise cli.UsageError(str(e)) from None
   if not config.metrics:
     raise cli.UsageError('--metrics is empty; name at least one metric, e.g. --metrics=fid50k.')
+  from sg2tf.metrics import registry  # pylint: disable=g-import-not-at-top
+  try:
+    metrics = registry.check_metric_names(config.metrics)
+  except ValueError as e:
+    raise cli.UsageError(str(e)) from None
+  needs_data = [m for m in metrics if registry.needs_data(m)]
+  if needs_data and not config.data:
+    raise cli.UsageError(f'--data is required for {", ".join(needs_data)} (a TFRecord dataset '
+                         'made by sg2tf-dataset).')
   if config.data is not None and not os.path.exists(config.data) and '://' not in config.data:
     raise cli.UsageError(f'--data={config.data}: no such directory (a TFRecord dataset made by '
                          'sg2tf-dataset).')

@@ -134,7 +134,13 @@ _CHECKS = textwrap.dedent(r'''
     attempt('eval_net', evaluate.define_flags, evaluate.config_from_flags,
             ['--network=/nonexistent.pkl'])
     attempt('eval_ok', evaluate.define_flags, evaluate.config_from_flags,
-            [f'--network={ds}', f'--output_dir={tmp}/e'])
+            [f'--network={ds}', f'--output_dir={tmp}/e', '--metrics=ppl2_wend'])
+    attempt('eval_metric', evaluate.define_flags, evaluate.config_from_flags,
+            [f'--network={ds}', '--metrics=fid51k'])
+    attempt('eval_nodata', evaluate.define_flags, evaluate.config_from_flags,
+            [f'--network={ds}', '--metrics=ppl2_wend,fid50k'])
+    attempt('train_metric', train.define_flags, train.config_from_flags,
+            [f'--data_dir={ds}', f'--run_dir={tmp}/run', '--metrics=fid51k'])
     attempt('generate', generate.define_flags, generate.config_from_flags,
             [f'--network={ds}', f'--out={tmp}/g', '--seeds=1-x'])
     attempt('project', project.define_flags, project.config_from_flags,
@@ -170,6 +176,9 @@ class BeforeTensorFlowTest(absltest.TestCase):
     self.assertIn('--batch_size=7', got['train7'])
     self.assertIn('--pl_batch_shrink=2', got['train7'])
     self.assertIn('--network=/nonexistent.pkl: no such file', got['eval_net'])
+    self.assertIn("--metrics: unknown metric(s) ['fid51k']", got['eval_metric'])
+    self.assertIn('--data is required for fid50k', got['eval_nodata'])
+    self.assertIn("--metrics: unknown metric(s) ['fid51k']", got['train_metric'])
     self.assertIn("--seeds=1-x: '1-x' is not", got['generate'])
     self.assertIn('missing.png', got['project'])
     self.assertIn('--version=v2', got['export'])
