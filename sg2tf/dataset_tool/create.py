@@ -61,24 +61,6 @@ def _num_workers(opts):
   return opts.workers if opts.workers > 0 else cpu_count()
 
 
-class Progress:
-  """Logs 'done/total (rate, ETA)' at most every `every` seconds."""
-
-  def __init__(self, total, what, every=5.0):
-    self.total, self.what, self.every = total, what, every
-    self.start = self.last = time.time()
-
-  def update(self, done, force=False):
-    now = time.time()
-    if not force and now - self.last < self.every:
-      return
-    self.last = now
-    rate = done / max(now - self.start, 1e-9)
-    eta = (self.total - done) / rate if rate > 0 else 0
-    logging.info('%s: %d/%d (%.1f/s, ETA %s)', self.what, done, self.total, rate,
-                 time.strftime('%H:%M:%S', time.gmtime(eta)))
-
-
 def _run_chunk(fn, chunk):
   return [fn(t) for t in chunk]
 
@@ -207,7 +189,7 @@ def _write(tfrecord_dir, tasks, load_fn, count_avail, res, channels, rows, opts,
   from sg2tf.dataset_tool.writer import DatasetWriter  # pylint: disable=g-import-not-at-top (TensorFlow)
   want = opts.max_images  # None = every readable image.
   bad, kept = list(bad), []
-  progress = Progress(want or count_avail, f'Writing {tfrecord_dir}')
+  progress = Progress(want or count_avail, f'Writing {tfrecord_dir}', unit='img', every_s=5.0)
   with DatasetWriter(tfrecord_dir, res, channels, overwrite=opts.overwrite) as writer:
     results = ordered_map(load_fn, tasks, _num_workers(opts))
     try:

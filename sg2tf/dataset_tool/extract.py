@@ -9,7 +9,7 @@ from absl import logging
 import numpy as np
 import PIL.Image
 
-from sg2tf.dataset_tool.create import Progress
+from sg2tf.utils.progress import Progress
 from sg2tf.dataset_tool.staging import check_target
 from sg2tf.dataset_tool.staging import make_partial_dir
 from sg2tf.dataset_tool.staging import move_into_place
@@ -92,7 +92,7 @@ def extract(tfrecord_dir: str, out_dir: str, resolution: Optional[int] = None,
     ds = tf.data.TFRecordDataset(path).take(total).batch(64)
     shape = [-1, info.channels, res, res]
     ds = ds.map(lambda s: tf.reshape(dataset.decode_records(s), shape))  # [B, C, H, W]
-    progress = Progress(total, f'Extracting {path}')
+    progress = Progress(total, f'Extracting {path}', unit='img', every_s=5.0)
     idx = 0
     with dataset.translate_errors(info, res):
       for batch in ds.as_numpy_iterator():
