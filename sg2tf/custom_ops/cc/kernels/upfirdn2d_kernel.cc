@@ -53,13 +53,13 @@ void Upfirdn2dCpu(const Upfirdn2dParams& p, const T* x, const float* f, T* y,
                              reinterpret_cast<typename Cvt::S*>(y), parallel_for);
 }
 
-template void Upfirdn2dCpu<float>(const Upfirdn2dParams&, const float*, const float*, float*,
-                                  const Upfirdn2dParallelFor&);
-template void Upfirdn2dCpu<Eigen::half>(const Upfirdn2dParams&, const Eigen::half*, const float*,
-                                        Eigen::half*, const Upfirdn2dParallelFor&);
-template void Upfirdn2dCpu<Eigen::bfloat16>(const Upfirdn2dParams&, const Eigen::bfloat16*,
-                                            const float*, Eigen::bfloat16*,
-                                            const Upfirdn2dParallelFor&);
+#define SG2TF_INSTANTIATE_CPU(T)                                                    \
+  template void Upfirdn2dCpu<T>(const Upfirdn2dParams&, const T*, const float*, T*, \
+                                const Upfirdn2dParallelFor&);
+SG2TF_INSTANTIATE_CPU(float)
+SG2TF_INSTANTIATE_CPU(Eigen::half)
+SG2TF_INSTANTIATE_CPU(Eigen::bfloat16)
+#undef SG2TF_INSTANTIATE_CPU
 
 // ---------------------------------------------------------------------------------------
 // TF OpKernels.
@@ -70,7 +70,6 @@ using ::tensorflow::OpKernelConstruction;
 using ::tensorflow::OpKernelContext;
 using ::tensorflow::Tensor;
 using ::tensorflow::TensorShape;
-using ::tensorflow::errors::InvalidArgument;
 
 using CPUDevice = Eigen::ThreadPoolDevice;
 #if GOOGLE_CUDA
@@ -100,8 +99,8 @@ struct Upfirdn2dLaunch<GPUDevice, T> {
         LaunchUpfirdn2d<CT>(p, reinterpret_cast<const CT*>(x), f, reinterpret_cast<CT*>(y),
                             ctx->eigen_device<GPUDevice>().stream());
     OP_REQUIRES(ctx, err == cudaSuccess,
-                ::tensorflow::errors::Internal("Sg2tfUpfirdn2d: CUDA kernel launch failed: ",
-                                               cudaGetErrorString(err)));
+                absl::InternalError(absl::StrCat("Sg2tfUpfirdn2d: CUDA kernel launch failed: ",
+                                                 cudaGetErrorString(err))));
   }
 };
 #endif  // GOOGLE_CUDA
@@ -120,20 +119,22 @@ class Upfirdn2dOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("pady1", &pady1_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("flip_filter", &flip_filter_));
     OP_REQUIRES(ctx, upx_ >= 1 && upy_ >= 1 && downx_ >= 1 && downy_ >= 1,
-                InvalidArgument("Sg2tfUpfirdn2d: up and down factors must be >= 1, got up=(",
-                                upx_, ", ", upy_, "), down=(", downx_, ", ", downy_, ")"));
+                absl::InvalidArgumentError(absl::StrCat(
+                    "Sg2tfUpfirdn2d: up and down factors must be >= 1, got up=(", upx_, ", ",
+                    upy_, "), down=(", downx_, ", ", downy_, ")")));
   }
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
     const Tensor& f = ctx->input(1);
     OP_REQUIRES(ctx, x.dims() == 4,
-                InvalidArgument("Sg2tfUpfirdn2d: x must be 4-D [N, H, W, C], got shape ",
-                                x.shape().DebugString()));
+                absl::InvalidArgumentError(absl::StrCat(
+                    "Sg2tfUpfirdn2d: x must be 4-D [N, H, W, C], got shape ",
+                    x.shape().DebugString())));
     OP_REQUIRES(ctx, f.dims() == 2 && f.dim_size(0) >= 1 && f.dim_size(1) >= 1,
-                InvalidArgument("Sg2tfUpfirdn2d: f must be a non-empty 2-D filter [fh, fw], got "
-                                "shape ",
-                                f.shape().DebugString()));
+                absl::InvalidArgumentError(absl::StrCat(
+                    "Sg2tfUpfirdn2d: f must be a non-empty 2-D filter [fh, fw], got shape ",
+                    f.shape().DebugString())));
     Upfirdn2dParams p;
     p.n = x.dim_size(0);
     p.in_h = x.dim_size(1);
@@ -152,12 +153,13 @@ class Upfirdn2dOp : public OpKernel {
     p.flip_filter = flip_filter_;
     const bool non_empty = Upfirdn2dSetDenseParams(&p);
     OP_REQUIRES(ctx, non_empty,
-                InvalidArgument("Sg2tfUpfirdn2d: the output would be empty: input H x W = ", p.in_h,
-                                " x ", p.in_w, ", up (", upx_, ", ", upy_, "), down (", downx_,
-                                ", ", downy_, "), padding x (", padx0_, ", ", padx1_, ") y (",
-                                pady0_, ", ", pady1_, "), filter ", p.fh, " x ", p.fw,
-                                ": the padded, upsampled input is smaller than the filter. Use "
-                                "more padding or a smaller filter."));
+                absl::InvalidArgumentError(absl::StrCat(
+                    "Sg2tfUpfirdn2d: the output would be empty: input H x W = ", p.in_h, " x ",
+                    p.in_w, ", up (", upx_, ", ", upy_, "), down (", downx_, ", ", downy_,
+                    "), padding x (", padx0_, ", ", padx1_, ") y (", pady0_, ", ", pady1_,
+                    "), filter ", p.fh, " x ", p.fw,
+                    ": the padded, upsampled input is smaller than the filter. Use more "
+                    "padding or a smaller filter.")));
     Tensor* y = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({p.n, p.out_h, p.out_w, p.c}), &y));
     if (y->NumElements() == 0) return;
