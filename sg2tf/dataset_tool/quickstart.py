@@ -37,12 +37,8 @@ def main(argv):
     raise SystemExit('usage: python -m sg2tf.dataset_tool.quickstart <out.npy>')
   out = argv[1]
   faces = lfw_faces()
-
-  def write(tmp):
-    with open(tmp, 'wb') as f:
-      np.save(f, faces)
   try:
-    files.atomic_write(out, write, what='face array')
+    files.write_npy(out, faces, what='face array')
   except files.DiskWriteError as e:
     raise SystemExit(f'error: {e}') from None
   print(f'{out}: {faces.shape[0]} LFW faces, {faces.shape[1]}x{faces.shape[2]} grayscale')
