@@ -15,7 +15,6 @@ import gzip
 import itertools
 import os
 import struct
-import time
 from concurrent import futures
 from typing import Optional
 
@@ -27,6 +26,7 @@ from sg2tf.dataset_tool.staging import check_target
 from sg2tf.dataset_tool import labels as labels_lib
 from sg2tf.dataset_info import DatasetError
 from sg2tf.utils import safe_pickle
+from sg2tf.utils.progress import Progress
 
 _MIN_POOL_TASKS = 16  # Below this, a thread pool costs more than it saves.
 _MAX_LISTED = 100  # Skipped files listed in the manifest.
