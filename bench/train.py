@@ -259,17 +259,9 @@ def table(results):
 
 
 def _cpu_model():
-  try:
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-      text = f.read()
-  except OSError:
-    return platform.processor()
-  model = next((l.split(':', 1)[1].strip() for l in text.splitlines()
-                if l.startswith('model name')), '?')
-  flags = next((l.split(':', 1)[1].split() for l in text.splitlines()
-                if l.startswith('flags')), [])
-  bf16 = [f for f in flags if f in ('avx512_bf16', 'amx_bf16', 'amx_tile', 'avx512f')]
-  return f'{model} ({", ".join(bf16) or "no AVX-512/AMX"})'
+  from sg2tf.utils import cpu  # pylint: disable=g-import-not-at-top
+  bf16 = sorted(cpu.flags() & {'avx512_bf16', 'amx_bf16', 'amx_tile', 'avx512f'})
+  return f'{cpu.model()} ({", ".join(bf16) or "no AVX-512/AMX"})'
 
 
 def main():

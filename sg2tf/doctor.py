@@ -23,6 +23,7 @@ from typing import FrozenSet, List, Optional, Sequence
 from absl import flags
 
 from sg2tf import cli
+from sg2tf.utils import cpu
 
 # The ISA extensions that matter for TF, Eigen and the op build (x86 and ARM names).
 _ISA = ('sse4_2', 'avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512vl', 'avx512dq',
@@ -31,15 +32,8 @@ _ISA = ('sse4_2', 'avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512vl
 
 
 def _cpu_flags() -> List[str]:
-  try:
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-      for line in f:
-        if line.startswith(('flags', 'Features')):
-          have = set(line.split(':', 1)[1].split())
-          return [x for x in _ISA if x in have]
-  except OSError:
-    pass
-  return []
+  have = cpu.flags()
+  return [x for x in _ISA if x in have]
 
 
 def _version_line(tool: Optional[str]) -> str:

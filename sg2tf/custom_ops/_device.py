@@ -11,6 +11,8 @@ import platform
 
 import tensorflow as tf
 
+from sg2tf.utils import cpu
+
 
 @functools.lru_cache(maxsize=None)
 def gpus_visible() -> bool:
@@ -28,14 +30,7 @@ def default_device() -> str:
 
 
 def cpu_model() -> str:
-  try:
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-      for line in f:
-        if line.startswith(('model name', 'Model', 'cpu model')):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
+  return cpu.model()
 
 
 def describe(device: str) -> str:

@@ -50,6 +50,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
 
+from sg2tf.utils import cpu
+
 _HERE = pathlib.Path(__file__).resolve().parent
 CC_DIR = _HERE / 'cc'
 CPU_SOURCES = (
@@ -159,18 +161,6 @@ def _tool_version(tool: str) -> str:
                           check=False).stdout
   except OSError:
     return ''
-
-
-def _cpu_signature() -> str:
-  # The tuned variant is specific to this CPU's instruction set.
-  try:
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-      for line in f:
-        if line.startswith(('flags', 'Features')):
-          return line
-  except OSError:
-    pass
-  return platform.machine()
 
 
 def cxx() -> str:
@@ -317,7 +307,7 @@ def library_dir(cuda: bool, variant: str = DEFAULT_VARIANT) -> pathlib.Path:
            ' '.join(cpu_compile_flags(tf_cflags, arch)), ' '.join(tf_lflags),
            ' '.join(_env_flags('LDFLAGS'))]
   if variant == 'tuned':
-    parts.append(_cpu_signature())
+    parts.append(cpu.flags_line())  # the tuned variant is specific to this CPU
   if cuda:
     nvcc = find_nvcc()
     parts += [nvcc or '', _tool_version(nvcc or ''), ' '.join(nvcc_flags())]
