@@ -33,8 +33,8 @@ layers (fixed at export time).
 
 `export_info.json` next to saved_model.pb records the network config, noise mode and the
 signatures. With `--keras` the rebuilt generator is also saved as `generator.keras` (Keras 3
-format); that file needs sg2tf to load (`sg2tf.export.load_keras(path)`), the SavedModel
-does not. The output directory is written to a temporary folder and renamed.
+format); that file needs sg2tf to load (`import sg2tf` registers its classes with Keras, then
+`keras.models.load_model(path)`; or `sg2tf.export.load_keras(path)`), the SavedModel does not. The output directory is written to a temporary folder and renamed.
 
 Training calls `export_generator(G_ema, out_dir)` at the end of a run.
 """
@@ -199,12 +199,12 @@ def export_generator(G, out_dir: str, noise_mode: str = 'const',
 
 
 def load_keras(path: str):
-  """The Generator saved as `generator.keras` by `export_generator(..., keras_file=True)`."""
+  """The Generator saved as `generator.keras` by `export_generator(..., keras_file=True)`:
+  `keras.models.load_model` once sg2tf's classes are registered (see sg2tf/__init__.py)."""
   import keras  # pylint: disable=g-import-not-at-top
-  from sg2tf import networks  # pylint: disable=g-import-not-at-top
-  custom = {name: getattr(networks, name) for name in networks.__all__
-            if isinstance(getattr(networks, name), type)}
-  return keras.models.load_model(path, custom_objects=custom, compile=False)
+  from sg2tf import _keras_registration  # pylint: disable=g-import-not-at-top
+  _keras_registration.register()
+  return keras.models.load_model(path, compile=False)
 
 
 def export_network(network: str, out_dir: str, **kwargs) -> str:
