@@ -191,11 +191,17 @@ def export_generator(G, out_dir: str, noise_mode: str = 'const',
     with files.open_file(os.path.join(d.tmp, INFO_FILE), 'w') as f:
       f.write(json.dumps(info, indent=1))
     if keras_file:
-      # Keras writes a zip through Python's own files: local temporary, then copied.
-      files.atomic_write(os.path.join(d.tmp, KERAS_FILE), G_ref.save, what='Keras file')
+      save_keras(G_ref, os.path.join(d.tmp, KERAS_FILE))
   logging.info('Exported SavedModel %s (signatures serving_default, generate, mapping, '
                'synthesis; noise %s).', out_dir, noise_mode)
   return out_dir
+
+
+def save_keras(G, path: str) -> None:
+  """Writes generator G as the Keras 3 file of `--keras` (generator.keras): a plain copy of G
+  (no distribution), which `keras.models.load_model(path)` rebuilds after `import sg2tf`."""
+  # Keras writes a zip through Python's own files: local temporary, then copied.
+  files.atomic_write(path, rebuild_with_ref_ops(G).save, what='Keras file')
 
 
 def load_keras(path: str):
