@@ -33,8 +33,8 @@ layers (fixed at export time).
 
 `export_info.json` next to saved_model.pb records the network config, noise mode and the
 signatures. With `--keras` the rebuilt generator is also saved as `generator.keras` (Keras 3
-format); that file needs sg2tf to load (`sg2tf.export.load_keras(path)`), the SavedModel
-does not. The output directory is written to a temporary folder and renamed.
+format); that file needs sg2tf to load (`import sg2tf` registers its classes with Keras, then
+`keras.models.load_model(path)`; or `sg2tf.export.load_keras(path)`), the SavedModel does not. The output directory is written to a temporary folder and renamed.
 
 Training calls `export_generator(G_ema, out_dir)` at the end of a run.
 """
@@ -190,20 +190,26 @@ def export_generator(G, out_dir: str, noise_mode: str = 'const',
     with files.open_file(os.path.join(d.tmp, INFO_FILE), 'w') as f:
       f.write(json.dumps(info, indent=1))
     if keras_file:
-      # Keras writes a zip through Python's own files: local temporary, then copied.
-      files.atomic_write(os.path.join(d.tmp, KERAS_FILE), G_ref.save, what='Keras file')
+      save_keras(G_ref, os.path.join(d.tmp, KERAS_FILE))
   logging.info('Exported SavedModel %s (signatures serving_default, generate, mapping, '
                'synthesis; noise %s).', out_dir, noise_mode)
   return out_dir
 
 
+def save_keras(G, path: str) -> None:
+  """Writes generator G as the Keras 3 file of `--keras` (generator.keras): a plain copy of G
+  (no distribution), which `keras.models.load_model(path)` rebuilds after `import sg2tf`."""
+  # Keras writes a zip through Python's own files: local temporary, then copied.
+  files.atomic_write(path, rebuild_with_ref_ops(G).save, what='Keras file')
+
+
 def load_keras(path: str):
-  """The Generator saved as `generator.keras` by `export_generator(..., keras_file=True)`."""
+  """The Generator saved as `generator.keras` by `export_generator(..., keras_file=True)`:
+  `keras.models.load_model` once sg2tf's classes are registered (see sg2tf/__init__.py)."""
   import keras  # pylint: disable=g-import-not-at-top
-  from sg2tf import networks  # pylint: disable=g-import-not-at-top
-  custom = {name: getattr(networks, name) for name in networks.__all__
-            if isinstance(getattr(networks, name), type)}
-  return keras.models.load_model(path, custom_objects=custom, compile=False)
+  from sg2tf import _keras_registration  # pylint: disable=g-import-not-at-top
+  _keras_registration.register()
+  return keras.models.load_model(path, compile=False)
 
 
 def export_network(network: str, out_dir: str, **kwargs) -> str:

@@ -33,12 +33,18 @@ def check_noise_mode(noise_mode):
     raise ValueError(f'noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}')
 
 
+def _resized(size, up=1, down=1):
+  """A static spatial size after up/down sampling (None stays None)."""
+  return None if size is None else int(size) * up // down
+
+
 def _dims(x):
   """Shape as a list: static sizes where known (the custom ops need static H, W), else dynamic."""
   dyn = tf.shape(x)
   return [d if d is not None else dyn[i] for i, d in enumerate(x.shape)]
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class EqualizedDense(keras.layers.Layer):
   """Fully connected layer with equalized learning rate: y = act(x @ W * c + b * lrmul).
 
@@ -75,6 +81,9 @@ class EqualizedDense(keras.layers.Layer):
       return x
     return bias_act(x, b, act=self.activation)
 
+  def compute_output_shape(self, input_shape):
+    return tuple(input_shape[:-1]) + (self.units,)
+
   def get_config(self):
     config = super().get_config()
     config.update(units=self.units, activation=self.activation, lr_multiplier=self.lr_multiplier,
@@ -82,6 +91,7 @@ class EqualizedDense(keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class EqualizedConv2D(keras.layers.Layer):
   """Conv2D (SAME) with equalized learning rate, optional FIR up/downsampling, bias + act.
 
@@ -125,6 +135,10 @@ class EqualizedConv2D(keras.layers.Layer):
       return x
     return bias_act(x, b, act=self.activation, clamp=self.conv_clamp)
 
+  def compute_output_shape(self, input_shape):  # [N, H, W, C_in] -> [N, H', W', filters]
+    n, h, w = tuple(input_shape)[:3]
+    return (n, _resized(h, self.up, self.down), _resized(w, self.up, self.down), self.filters)
+
   def get_config(self):
     config = super().get_config()
     config.update(filters=self.filters, kernel_size=self.kernel_size, activation=self.activation,
@@ -134,6 +148,7 @@ class EqualizedConv2D(keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class ModulatedConv2D(keras.layers.Layer):
   """Modulated (and optionally demodulated) conv, paper Eq. 1 and 3, no bias.
 
@@ -236,6 +251,10 @@ class ModulatedConv2D(keras.layers.Layer):
     p1 = (fw - up) // 2 + k // 2 - (k - up)
     return upfirdn2d(y, self._filter, padding=[p0, p1, p0, p1], gain=up * up)
 
+  def compute_output_shape(self, input_shape):  # x: [N, H, W, C_in] -> [N, H*up, W*up, O]
+    n, h, w = tuple(input_shape)[:3]
+    return (n, _resized(h, self.up), _resized(w, self.up), self.filters)
+
   def get_config(self):
     config = super().get_config()
     config.update(filters=self.filters, kernel_size=self.kernel_size, w_dim=self.w_dim,
@@ -243,6 +262,7 @@ class ModulatedConv2D(keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class SynthesisLayer(keras.layers.Layer):
   """Modulated 3x3 conv, then per-pixel noise * noise_strength, then act(x + bias).
 
@@ -288,6 +308,9 @@ class SynthesisLayer(keras.layers.Layer):
       x = x + tf.cast(tf.cast(noise, tf.float32) * self.noise_strength, x.dtype)
     return bias_act(x, self.bias, act=self.activation, clamp=self.conv_clamp)
 
+  def compute_output_shape(self, input_shape):  # x: [N, H, W, C_in] -> [N, R, R, filters]
+    return (tuple(input_shape)[0], self.resolution, self.resolution, self.filters)
+
   def get_config(self):
     config = super().get_config()
     config.update(filters=self.filters, w_dim=self.w_dim, resolution=self.resolution,
@@ -296,6 +319,7 @@ class SynthesisLayer(keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class ToRGB(keras.layers.Layer):
   """Modulated 1x1 conv WITHOUT demodulation, then x + bias (linear)."""
 
@@ -315,6 +339,9 @@ class ToRGB(keras.layers.Layer):
     x = self.conv(x, w, fused_modconv=fused_modconv)  # [N, H, W, img_channels]
     return bias_act(x, self.bias, clamp=self.conv_clamp)
 
+  def compute_output_shape(self, input_shape):  # x: [N, H, W, C] -> [N, H, W, img_channels]
+    return tuple(input_shape)[:3] + (self.img_channels,)
+
   def get_config(self):
     config = super().get_config()
     config.update(img_channels=self.img_channels, w_dim=self.w_dim,
@@ -322,6 +349,7 @@ class ToRGB(keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class ConstantInput(keras.layers.Layer):
   """Learned 4x4 input of the synthesis network, tiled over the batch."""
 
@@ -331,6 +359,7 @@ class ConstantInput(keras.layers.Layer):
     self.size = int(size)
 
   def build(self, input_shape=None):
+    """input_shape: that of the call's batch_like (only its batch size is used)."""
     del input_shape
     self.const = self.add_weight(name='const', shape=[1, self.size, self.size, self.channels],
                                  initializer=keras.initializers.RandomNormal(0.0, 1.0))
@@ -339,12 +368,17 @@ class ConstantInput(keras.layers.Layer):
     n = tf.shape(batch_like)[0]
     return tf.tile(self.const, [n, 1, 1, 1])  # [N, 4, 4, C]
 
+  def compute_output_shape(self, input_shape=None):
+    n = None if input_shape is None else tuple(input_shape)[0]
+    return (n, self.size, self.size, self.channels)
+
   def get_config(self):
     config = super().get_config()
     config.update(channels=self.channels, size=self.size)
     return config
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class MinibatchStddev(keras.layers.Layer):
   """Appends the average std over groups of `group_size` samples as extra channels.
 

@@ -12,6 +12,7 @@ from sg2tf.networks.checks import check_architecture, check_mixed_precision, che
 from sg2tf.networks.checks import check_fp16_dtype, fp16_resolution
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class DiscriminatorBlock(keras.layers.Layer):
   """Resolution R -> R/2: [FromRGB], Conv0 (3x3), Conv1_down (3x3, FIR then stride 2), [Skip].
 
@@ -53,6 +54,7 @@ class DiscriminatorBlock(keras.layers.Layer):
                                          name='skip', **sub)
 
   def build(self, input_shape=None):
+    """input_shape: that of x, [N, R, R, C_in] (the shapes follow from the arguments)."""
     del input_shape
     r = self.resolution
     if self.has_fromrgb:
@@ -79,6 +81,14 @@ class DiscriminatorBlock(keras.layers.Layer):
       x = (x + self.skip(t)) * (1 / math.sqrt(2))
     return x, img
 
+  def compute_output_shape(self, input_shape=None):
+    """(x [N, R/2, R/2, C_out], img [N, R/2, R/2, img_channels]) for 'skip'; x's alone for
+    the others (whose call returns img None)."""
+    n = None if input_shape is None else tuple(input_shape)[0]
+    r = self.resolution // 2
+    x = (n, r, r, self.out_channels)
+    return (x, (n, r, r, self.img_channels)) if self.architecture == 'skip' else x
+
   def get_config(self):
     config = super().get_config()
     config.update(in_channels=self.in_channels, out_channels=self.out_channels,
@@ -89,6 +99,7 @@ class DiscriminatorBlock(keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class DiscriminatorEpilogue(keras.layers.Layer):
   """4x4: [FromRGB (skip)], minibatch stddev, Conv, Dense0, Output (projection on labels)."""
 
@@ -115,6 +126,7 @@ class DiscriminatorEpilogue(keras.layers.Layer):
     self.out = layers.EqualizedDense(max(self.c_dim, 1), name='out')
 
   def build(self, input_shape=None):
+    """input_shape: that of x, [N, 4, 4, C] (the shapes follow from the arguments)."""
     del input_shape
     if self.architecture == 'skip':
       self.fromrgb.build([None, 4, 4, self.img_channels])
@@ -140,6 +152,9 @@ class DiscriminatorEpilogue(keras.layers.Layer):
       x = tf.reduce_sum(x * tf.cast(c, x.dtype), axis=1, keepdims=True)
     return x  # [N, 1]
 
+  def compute_output_shape(self, input_shape=None):  # x [N, 4, 4, C] -> logits [N, 1]
+    return (None if input_shape is None else tuple(input_shape)[0], 1)
+
   def get_config(self):
     config = super().get_config()
     config.update(in_channels=self.in_channels, dense_channels=self.dense_channels,
@@ -150,6 +165,7 @@ class DiscriminatorEpilogue(keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class Discriminator(keras.Model):
   """Official D_stylegan2 in NHWC: D(images [N, R, R, C], labels [N, c_dim] or None) -> [N, 1].
 
@@ -202,10 +218,14 @@ class Discriminator(keras.Model):
     return [getattr(self, f'b{r}') for r in self.resolutions]
 
   def build(self, input_shape=None):
+    """Builds every block with its input shape; input_shape: that of the images."""
     del input_shape
     for blk in self.blocks:
-      blk.build()
-    self.epilogue.build()
+      blk.build((None, blk.resolution, blk.resolution, blk.in_channels))
+    self.epilogue.build((None, 4, 4, self.epilogue.in_channels))
+
+  def compute_output_shape(self, input_shape=None):  # images [N, R, R, C] -> logits [N, 1]
+    return (None if input_shape is None else tuple(input_shape)[0], 1)
 
   def call(self, img, c=None, impl=None, training=None):
     """img: [N, R, R, img_channels] (NHWC, nominally [-1, 1]); c: [N, c_dim] -> logits [N, 1].

@@ -1,4 +1,12 @@
-"""Generator = mapping + synthesis, with truncation, style mixing and w_avg tracking."""
+"""Generator = mapping + synthesis, with truncation, style mixing and w_avg tracking.
+
+Style mixing and the w_avg update have one implementation each, used by a plain call
+(`G(z, style_mixing_prob=0.9, update_w_avg=True)`, one device, stateful random numbers) and
+by training (sg2tf/training/sampling.py and phases.py, which draw the second latents and the
+crossover statelessly for the global minibatch and average the batch means of w over the
+replicas): `StyleMixing.mixing_cutoff` / `style_mix` / `mix_styles` here, and
+`MappingNetwork.batch_mean` / `moved_w_avg` for w_avg.
+"""
 
 import keras
 import tensorflow as tf
@@ -8,16 +16,55 @@ from sg2tf.networks.mapping import MappingNetwork
 from sg2tf.networks.synthesis import SynthesisNetwork
 
 
-class Generator(keras.Model):
+class StyleMixing:
+  """Official style mixing of G_main (training), shared by Generator and the growing
+  generators. Needs `mapping`, `num_ws`, `z_dim` and `active_num_ws(resolution)`."""
+
+  def mixing_cutoff(self, prob, seed=None, resolution=None):
+    """The crossover layer: with probability prob uniform in [1, cur), else cur (no mixing);
+    cur = active_num_ws(resolution), the layers in use (official cur_layers).
+
+    seed: None draws with tf.random (stateful); or a pair of stateless seeds ([2] each), the
+    first for the coin, the second for the layer (what training passes).
+    """
+    cur = self.active_num_ws(resolution)
+    if seed is None:
+      layer = tf.random.uniform([], 1, cur, dtype=tf.int32)
+      coin = tf.random.uniform([])
+    else:
+      coin_seed, layer_seed = seed
+      coin = tf.random.stateless_uniform([], seed=coin_seed)
+      layer = tf.random.stateless_uniform([], seed=layer_seed, minval=1, maxval=cur,
+                                          dtype=tf.int32)
+    return tf.where(coin < prob, layer, cur)
+
+  def style_mix(self, ws, c=None, prob=0.9, z2=None, cutoff=None, resolution=None, impl=None):
+    """ws [N, num_ws, w_dim] with the layers >= cutoff taken from the ws of second latents z2
+    (same labels c). z2 None: drawn N(0, 1); cutoff None: mixing_cutoff(prob, resolution)."""
+    if z2 is None:
+      z2 = tf.random.normal([tf.shape(ws)[0], self.z_dim], dtype=ws.dtype)
+    if cutoff is None:
+      cutoff = self.mixing_cutoff(prob, resolution=resolution)
+    ws2 = self.mapping(z2, c, impl=impl)
+    return self.mix_styles(ws, ws2, cutoff)
+
+  def mix_styles(self, ws, ws2, cutoff):
+    """Layers < cutoff from ws, the rest from ws2. cutoff: int or int32 scalar tensor."""
+    layer = tf.range(self.num_ws)[tf.newaxis, :, tf.newaxis]
+    return tf.where(layer < cutoff, ws, ws2)
+
+
+@keras.saving.register_keras_serializable(package='sg2tf')
+class Generator(StyleMixing, keras.Model):
   """Official G_main in NHWC: G(z [N, z_dim], c [N, c_dim] or None) -> images [N, R, R, C].
 
   Images are nominally in [-1, 1] and not clipped. Sub-networks: `G.mapping(z, c,
   truncation_psi, truncation_cutoff)` -> ws [N, num_ws, w_dim] and `G.synthesis(ws,
   noise_mode, noise, fused_modconv)` -> images. Built at construction.
 
-  Training uses `style_mixing_prob` (or `mix_styles` directly) and updates w_avg with
-  `G.mapping.update_w_avg(ws)` (or `update_w_avg=True` in the call), on the mapping output
-  before mixing, as the official G_main does.
+  Training mixes styles with `style_mix` (crossover from `mixing_cutoff`) and moves w_avg
+  toward the batch mean of the mapping output before mixing, as the official G_main does;
+  `style_mixing_prob` and `update_w_avg=True` do the same in a call (module docstring).
 
   num_fp16_res / conv_clamp / fp16_dtype: mixed precision of the synthesis network;
   the mapping network is always float32. Defaults: off (exact float32).
@@ -59,9 +106,14 @@ class Generator(keras.Model):
     self.build()
 
   def build(self, input_shape=None):
+    """Builds mapping and synthesis with their input shapes (z's, ws'); input_shape: z's."""
     del input_shape
-    self.mapping.build()
-    self.synthesis.build()
+    self.mapping.build((None, self.z_dim))
+    self.synthesis.build((None, self.num_ws, self.w_dim))
+
+  def compute_output_shape(self, input_shape=None):  # z [N, z_dim] -> images [N, R, R, C]
+    n = None if input_shape is None else tuple(input_shape)[0]
+    return (n, self.img_resolution, self.img_resolution, self.img_channels)
 
   def call(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode='random',
            fused_modconv=None, style_mixing_prob=0.0, update_w_avg=False, return_ws=False,
@@ -89,24 +141,15 @@ class Generator(keras.Model):
       if update_w_avg:
         self.mapping.update_w_avg(ws)
       if not (isinstance(style_mixing_prob, (int, float)) and style_mixing_prob <= 0):
-        ws = self.style_mix(ws, z, c, style_mixing_prob)
+        ws = self.style_mix(ws, c, style_mixing_prob)
       ws = self.mapping.truncate(ws, truncation_psi, truncation_cutoff)
       img = self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
     return (img, ws) if return_ws else img
 
-  def style_mix(self, ws, z, c=None, prob=0.9):
-    """Official style mixing: with probability `prob` draw a crossover layer uniformly from
-    [1, num_ws) (one per batch) and take ws of a fresh z (same labels) from there on."""
-    z2 = tf.random.normal(tf.shape(z), dtype=ws.dtype)
-    ws2 = self.mapping(z2, c)
-    cutoff = tf.random.uniform([], 1, self.num_ws, dtype=tf.int32)
-    cutoff = tf.where(tf.random.uniform([]) < prob, cutoff, self.num_ws)
-    return self.mix_styles(ws, ws2, cutoff)
-
-  def mix_styles(self, ws, ws2, cutoff):
-    """Layers < cutoff from ws, the rest from ws2. cutoff: int or int32 scalar tensor."""
-    layer = tf.range(self.num_ws)[tf.newaxis, :, tf.newaxis]
-    return tf.where(layer < cutoff, ws, ws2)
+  def active_num_ws(self, resolution=None):
+    """The w layers in use: all (progressive growing has fewer, see growing.py)."""
+    del resolution
+    return self.num_ws
 
   def get_config(self):
     config = super().get_config()

@@ -30,6 +30,7 @@ import tensorflow as tf
 from sg2tf import layers
 from sg2tf.custom_ops import policy
 from sg2tf.networks.discriminator import DiscriminatorBlock, DiscriminatorEpilogue
+from sg2tf.networks.generator import StyleMixing
 from sg2tf.networks.mapping import MappingNetwork
 from sg2tf.networks.checks import check_mixed_precision, check_resolution, fp16_resolution
 from sg2tf.networks.synthesis import SynthesisBlock
@@ -149,6 +150,10 @@ class GrowingSynthesisBase(LodMixin, keras.layers.Layer):
                        f'layer, None for the unused ones), got {len(noise)}')
     return ws
 
+  def compute_output_shape(self, input_shape=None):  # ws -> full-size images [N, R, R, C]
+    n = None if input_shape is None else tuple(input_shape)[0]
+    return (n, self.img_resolution, self.img_resolution, self.img_channels)
+
   def call(self, ws, noise_mode='random', noise=None, fused_modconv=None, impl=None,
            resolution=None):
     """ws [N, num_ws, w_dim] -> images [N, R, R, C] at the current lod, or [N, r, r, C] with
@@ -167,6 +172,7 @@ class GrowingSynthesisBase(LodMixin, keras.layers.Layer):
           lambda k: nearest_upsample(self._level_image(ws, k, *args), 2 ** k), self.max_level)
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class GrowingSynthesisNetwork(GrowingSynthesisBase):
   """Official G_synthesis_stylegan_revised in NHWC: ws [N, num_ws, w_dim] -> images.
 
@@ -206,9 +212,10 @@ class GrowingSynthesisNetwork(GrowingSynthesisBase):
     return [getattr(self, f'b{r}') for r in self.resolutions]
 
   def build(self, input_shape=None):
+    """input_shape: that of ws, [N, num_ws, w_dim] (the shapes follow from the arguments)."""
     del input_shape
     for blk in self.blocks:
-      blk.build()
+      blk.build((None, blk.num_ws, self.w_dim))
     self._add_lod()
 
   @property
@@ -243,7 +250,7 @@ class GrowingSynthesisNetwork(GrowingSynthesisBase):
     return config
 
 
-class GrowingGeneratorBase(keras.Model):
+class GrowingGeneratorBase(StyleMixing, keras.Model):
   """Mapping + growing synthesis, truncation with the build function's own defaults, style
   mixing over the layers of the current lod, w_avg tracking (official G_main / G_style).
 
@@ -289,9 +296,14 @@ class GrowingGeneratorBase(keras.Model):
     self.synthesis.set_lod(value)
 
   def build(self, input_shape=None):
+    """Builds mapping and synthesis with their input shapes (z's, ws'); input_shape: z's."""
     del input_shape
-    self.mapping.build()
-    self.synthesis.build()
+    self.mapping.build((None, self.z_dim))
+    self.synthesis.build((None, self.num_ws, self.w_dim))
+
+  def compute_output_shape(self, input_shape=None):  # z [N, z_dim] -> images [N, R, R, C]
+    n = None if input_shape is None else tuple(input_shape)[0]
+    return (n, self.img_resolution, self.img_resolution, self.img_channels)
 
   def active_num_ws(self, resolution=None):
     """Layers in use: num_ws - 2 * floor(lod) (official cur_layers), or those of a level."""
@@ -320,25 +332,11 @@ class GrowingGeneratorBase(keras.Model):
     if update_w_avg:
       self.mapping.update_w_avg(ws)
     if not (isinstance(style_mixing_prob, (int, float)) and style_mixing_prob <= 0):
-      ws = self.style_mix(ws, z, c, style_mixing_prob, impl=impl, resolution=resolution)
+      ws = self.style_mix(ws, c, style_mixing_prob, impl=impl, resolution=resolution)
     ws = self.truncate(ws, truncation_psi, truncation_cutoff)
     img = self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv, impl=impl,
                          resolution=resolution)
     return (img, ws) if return_ws else img
-
-  def style_mix(self, ws, z, c=None, prob=0.9, impl=None, resolution=None):
-    """Official style mixing: crossover layer uniform in [1, cur_layers) with probability prob,
-    cur_layers = num_ws - 2 * floor(lod)."""
-    z2 = tf.random.normal(tf.shape(z), dtype=ws.dtype)
-    ws2 = self.mapping(z2, c, impl=impl)
-    cur = self.active_num_ws(resolution)
-    cutoff = tf.random.uniform([], 1, cur, dtype=tf.int32)
-    cutoff = tf.where(tf.random.uniform([]) < prob, cutoff, cur)
-    return self.mix_styles(ws, ws2, cutoff)
-
-  def mix_styles(self, ws, ws2, cutoff):
-    layer = tf.range(self.num_ws)[tf.newaxis, :, tf.newaxis]
-    return tf.where(layer < cutoff, ws, ws2)
 
   def get_config(self):
     config = super().get_config()
@@ -346,6 +344,7 @@ class GrowingGeneratorBase(keras.Model):
     return config
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class GrowingGenerator(GrowingGeneratorBase):
   """Official G_main with synthesis_func='G_synthesis_stylegan_revised' (configs b-d), NHWC.
 
@@ -380,6 +379,9 @@ class GrowingDiscriminatorBase(LodMixin, keras.Model):
   def max_level(self):
     return len(self.resolutions) - 1
 
+  def compute_output_shape(self, input_shape=None):  # images [N, r, r, C] -> logits [N, 1]
+    return (None if input_shape is None else tuple(input_shape)[0], 1)
+
   def call(self, img, c=None, impl=None, training=None, resolution=None):
     """img: [N, R, R, C] (NHWC, nominally [-1, 1]) at the current lod, or [N, r, r, C] with
     r = R / 2**k for k <= lod <= k + 1 (one level, training); c: [N, c_dim] -> logits [N, 1].
@@ -407,6 +409,7 @@ class GrowingDiscriminatorBase(LodMixin, keras.Model):
           lambda k: self._level_logits(box_downsample(img, 2 ** k), k, c, None), self.max_level)
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class GrowingDiscriminator(GrowingDiscriminatorBase):
   """Official D_stylegan in NHWC (configs b-d): per-resolution FromRGB + 'orig' blocks
   (Conv0, Conv1_down), minibatch stddev, Conv, Dense0, Output (projection on labels).
@@ -455,11 +458,12 @@ class GrowingDiscriminator(GrowingDiscriminatorBase):
     return [getattr(self, f'b{r}') for r in self.resolutions[:-1]]
 
   def build(self, input_shape=None):
+    """Builds every block with its input shape; input_shape: that of the images."""
     del input_shape
     for blk in self.blocks:
-      blk.build()
+      blk.build((None, blk.resolution, blk.resolution, blk.in_channels))
     self.fromrgb4.build([None, 4, 4, self.img_channels])
-    self.epilogue.build()
+    self.epilogue.build((None, 4, 4, self.epilogue.in_channels))
     self._add_lod()
 
   def _fromrgb(self, img, res, impl):

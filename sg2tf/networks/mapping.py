@@ -7,15 +7,17 @@ from sg2tf import layers
 from sg2tf.custom_ops import policy
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class MappingNetwork(keras.layers.Layer):
   """Official G_mapping: [embed labels, concat], normalize, `num_layers` FC layers.
 
   Output w is broadcast to `num_ws` layers: [N, num_ws, w_dim]. Every FC layer (the last
   one too) has the activation, and the lr multiplier (0.01) scales weights AND biases.
 
-  `w_avg` is a non-trainable variable (official `dlatent_avg`). Training updates it with
-  `update_w_avg(ws)` (w_avg <- lerp(mean_N(ws[:, 0]), w_avg, w_avg_beta), beta 0.995) on
-  the untruncated, unmixed mapping output; calls never update it by themselves.
+  `w_avg` is a non-trainable variable (official `dlatent_avg`): w_avg <- lerp(mean_N(ws[:, 0]),
+  w_avg, w_avg_beta), beta 0.995, on the untruncated, unmixed mapping output of every training
+  call. `update_w_avg(ws)` does it on one device; training averages `batch_mean(ws)` over the
+  replicas and assigns `moved_w_avg` to every copy. Calls never update it by themselves.
   """
 
   def __init__(self, z_dim=512, c_dim=0, w_dim=512, num_ws=18, num_layers=8, layer_dim=512,
@@ -47,6 +49,7 @@ class MappingNetwork(keras.layers.Layer):
     return [getattr(self, f'fc{i}') for i in range(self.num_layers)]
 
   def build(self, input_shape=None):
+    """input_shape: that of z, [N, z_dim] (the shapes follow from the arguments)."""
     del input_shape
     if self.c_dim:
       # Official LabelConcat: a raw matmul, no equalized lr.
@@ -84,6 +87,10 @@ class MappingNetwork(keras.layers.Layer):
     ws = tf.tile(x[:, tf.newaxis, :], [1, self.num_ws, 1])  # [N, num_ws, w_dim]
     return self.truncate(ws, truncation_psi, truncation_cutoff)
 
+  def compute_output_shape(self, input_shape=None):  # z [N, z_dim] -> [N, num_ws, w_dim]
+    n = None if input_shape is None else tuple(input_shape)[0]
+    return (n, self.num_ws, self.w_dim)
+
   def truncate(self, ws, truncation_psi=1.0, truncation_cutoff=None):
     """w' = w_avg + psi * (w - w_avg) on layers < cutoff (all when cutoff is None)."""
     if isinstance(truncation_psi, (int, float)) and truncation_psi == 1:
@@ -95,13 +102,22 @@ class MappingNetwork(keras.layers.Layer):
     w_avg = tf.cast(self.w_avg, ws.dtype)
     return w_avg + psi * (ws - w_avg)
 
-  def update_w_avg(self, ws):
-    """Moves w_avg toward the batch mean of ws ([N, num_ws, w_dim] or [N, w_dim])."""
+  @staticmethod
+  def batch_mean(ws):
+    """The batch mean of w [w_dim] (float32) of ws [N, num_ws, w_dim] or [N, w_dim]."""
     ws = tf.convert_to_tensor(ws)
     if ws.shape.rank == 3:
       ws = ws[:, 0]
-    batch_avg = tf.cast(tf.reduce_mean(ws, axis=0), self.w_avg.dtype)
-    return self.w_avg.assign(batch_avg + (self.w_avg - batch_avg) * self.w_avg_beta)
+    return tf.reduce_mean(tf.cast(ws, tf.float32), axis=0)
+
+  def moved_w_avg(self, w_avg, batch_mean):
+    """The next w_avg: lerp(batch_mean, w_avg, w_avg_beta) (official dlatent_avg update)."""
+    return batch_mean + (w_avg - batch_mean) * self.w_avg_beta
+
+  def update_w_avg(self, ws):
+    """Moves w_avg toward the batch mean of ws ([N, num_ws, w_dim] or [N, w_dim])."""
+    batch_mean = tf.cast(self.batch_mean(ws), self.w_avg.dtype)
+    return self.w_avg.assign(self.moved_w_avg(self.w_avg, batch_mean))
 
   def get_config(self):
     config = super().get_config()

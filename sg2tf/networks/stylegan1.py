@@ -64,6 +64,7 @@ def _padded_sum(w):
   return w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class StyleGANDense(keras.layers.Layer):
   """y = act(x @ W * gain / sqrt(in) * lrmul + b * lrmul); W ~ N(0, 1/lrmul^2), b = 0."""
 
@@ -84,6 +85,9 @@ class StyleGANDense(keras.layers.Layer):
     x = tf.matmul(x, self.weight * self.weight_gain)  # [N, units]
     return _act(x, self.bias * self.lr_multiplier, self.activation, impl)
 
+  def compute_output_shape(self, input_shape):
+    return tuple(input_shape[:-1]) + (self.units,)
+
   def get_config(self):
     config = super().get_config()
     config.update(units=self.units, gain=self.gain, lr_multiplier=self.lr_multiplier,
@@ -91,6 +95,7 @@ class StyleGANDense(keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class StyleGANConv2D(keras.layers.Layer):
   """Equalized-lr conv (SAME), no bias; resample None, 'up' or 'down' (module docstring).
 
@@ -137,6 +142,12 @@ class StyleGANConv2D(keras.layers.Layer):
       x = growing.box_downsample(x, 2)
     return x
 
+  def compute_output_shape(self, input_shape):  # [N, H, W, C_in] -> [N, H', W', filters]
+    n, h, w = tuple(input_shape)[:3]
+    up, down = (2, 1) if self.resample == 'up' else (1, 2) if self.resample == 'down' else (1, 1)
+    return (n, None if h is None else h * up // down, None if w is None else w * up // down,
+            self.filters)
+
   def get_config(self):
     config = super().get_config()
     config.update(filters=self.filters, kernel_size=self.kernel_size, gain=self.gain,
@@ -148,6 +159,7 @@ def _blur_filter(blur_filter):
   return None if not blur_filter else [float(v) for v in blur_filter]
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class StyleGANConvLayer(keras.layers.Layer):
   """D's layers: [blur] -> conv [down] -> bias -> act (FromRGB, Conv0, Conv1_down)."""
 
@@ -169,6 +181,9 @@ class StyleGANConvLayer(keras.layers.Layer):
       x = filter2d(x, self._blur, **_ops(impl))
     return _act(self.conv(x), self.bias, self.activation, impl)
 
+  def compute_output_shape(self, input_shape):
+    return self.conv.compute_output_shape(input_shape)
+
   def get_config(self):
     config = super().get_config()
     config.update(filters=self.filters, kernel_size=self.kernel_size, activation=self.activation,
@@ -176,6 +191,7 @@ class StyleGANConvLayer(keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class StyleGANSynthesisLayer(keras.layers.Layer):
   """[const | conv | up-conv + blur], noise, bias, act, instance norm, style modulation.
 
@@ -234,6 +250,9 @@ class StyleGANSynthesisLayer(keras.layers.Layer):
     s = self.style(tf.cast(w, tf.float32), impl=impl)[:, tf.newaxis, tf.newaxis, :]  # [N,1,1,2C]
     return x * (s[..., :self.channels] + 1.0) + s[..., self.channels:]
 
+  def compute_output_shape(self, input_shape):  # x -> [N, R, R, channels]
+    return (tuple(input_shape)[0], self.resolution, self.resolution, self.channels)
+
   def get_config(self):
     config = super().get_config()
     config.update(channels=self.channels, w_dim=self.w_dim, resolution=self.resolution,
@@ -242,6 +261,7 @@ class StyleGANSynthesisLayer(keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class StyleGANSynthesisBlock(keras.layers.Layer):
   """One resolution: 4x4 Const + Conv, or Conv0_up + Conv1; and its ToRGB (1x1, gain 1)."""
 
@@ -260,6 +280,7 @@ class StyleGANSynthesisBlock(keras.layers.Layer):
     self.torgb = StyleGANConv2D(self.img_channels, 1, gain=1.0, name='torgb')
 
   def build(self, input_shape=None):
+    """input_shape: that of x, [N, R/2, R/2, C_in] (the shapes follow from the arguments)."""
     del input_shape
     r = self.resolution
     self.conv0.build([None, r // 2, r // 2, self.in_channels])
@@ -281,6 +302,10 @@ class StyleGANSynthesisBlock(keras.layers.Layer):
     rgb = bias_act(self.torgb(x), self.torgb_bias, **_ops(impl))
     return x, rgb
 
+  def compute_output_shape(self, input_shape=None):  # (x [N, R, R, C_out], rgb [N, R, R, C])
+    n, r = None if input_shape is None else tuple(input_shape)[0], self.resolution
+    return (n, r, r, self.out_channels), (n, r, r, self.img_channels)
+
   def get_config(self):
     config = super().get_config()
     config.update(in_channels=self.in_channels, out_channels=self.out_channels, w_dim=self.w_dim,
@@ -290,6 +315,7 @@ class StyleGANSynthesisBlock(keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class StyleGANSynthesisNetwork(growing.GrowingSynthesisBase):
   """Official StyleGAN G_synthesis in NHWC (use_styles, const input, noise, instance norm;
   the defaults): ws [N, num_ws, w_dim] -> images. Layer i (w[:, i], noise{i}) runs at
@@ -320,9 +346,10 @@ class StyleGANSynthesisNetwork(growing.GrowingSynthesisBase):
     return [getattr(self, f'b{r}') for r in self.resolutions]
 
   def build(self, input_shape=None):
+    """input_shape: that of ws, [N, num_ws, w_dim] (the shapes follow from the arguments)."""
     del input_shape
     for blk in self.blocks:
-      blk.build()
+      blk.build((None, blk.resolution // 2, blk.resolution // 2, blk.in_channels))
     self._add_lod()
 
   @property
@@ -354,6 +381,7 @@ class StyleGANSynthesisNetwork(growing.GrowingSynthesisBase):
     return config
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class StyleGANMapping(MappingNetwork):
   """Official StyleGAN G_mapping: as StyleGAN2's, but each FC layer has the He gain sqrt(2)
   in its weights and an activation without gain."""
@@ -364,6 +392,7 @@ class StyleGANMapping(MappingNetwork):
                          activation=self.activation, name=name)
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class StyleGANGenerator(growing.GrowingGeneratorBase):
   """Official G_style in NHWC (config a; StyleGAN's own pickles).
 
@@ -387,6 +416,7 @@ class StyleGANGenerator(growing.GrowingGeneratorBase):
                 fused_scale=fused_scale)
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class StyleGANDiscriminator(growing.GrowingDiscriminatorBase):
   """Official D_basic in NHWC (config a): per-resolution FromRGB (1x1), blocks Conv0 +
   blur/Conv1_down, and at 4x4 minibatch stddev, Conv, Dense0, Dense1 (the logits; with
@@ -436,7 +466,10 @@ class StyleGANDiscriminator(growing.GrowingDiscriminatorBase):
       if r > 4:
         getattr(self, f'b{r}_conv0').build([None, r, r, nf(k - 1)])
         getattr(self, f'b{r}_conv1').build([None, r, r, nf(k - 1)])
-    extra = self.mbstd_num_features if self.mbstd is not None else 0
+    extra = 0
+    if self.mbstd is not None:
+      self.mbstd.build([None, 4, 4, nf(1)])
+      extra = self.mbstd_num_features
     self.conv4.build([None, 4, 4, nf(1) + extra])
     self.dense0.build([None, nf(1) * 16])
     self.dense1.build([None, nf(0)])

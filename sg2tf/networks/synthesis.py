@@ -12,6 +12,8 @@ from sg2tf.networks.checks import ARCHITECTURES, FP16_DTYPES  # pylint: disable=
 from sg2tf.networks.checks import check_architecture, check_fp16_dtype, check_mixed_precision
 from sg2tf.networks.checks import check_resolution, fp16_resolution
 
+
+@keras.saving.register_keras_serializable(package='sg2tf')
 class SynthesisBlock(keras.layers.Layer):
   """One resolution: [const] or [Conv0_up], Conv1, [Skip], [ToRGB].
 
@@ -58,10 +60,12 @@ class SynthesisBlock(keras.layers.Layer):
     self.num_ws = self.num_conv + 1  # ToRGB's w is also the next block's first.
 
   def build(self, input_shape=None):
+    """input_shape: that of the block's ws, [N, num_ws, w_dim]; the shapes of x and img
+    follow from the constructor's arguments."""
     del input_shape
     r = self.resolution
     if self.is_first:
-      self.const.build()
+      self.const.build((None, self.num_ws, self.w_dim))
     else:
       self.conv0.build([None, r // 2, r // 2, self.in_channels])
       if self.architecture == 'resnet':
@@ -100,6 +104,14 @@ class SynthesisBlock(keras.layers.Layer):
       img = y if img is None else img + y
     return x, img
 
+  def compute_output_shape(self, input_shape=None):
+    """(x [N, R, R, C_out], img [N, R, R, img_channels]); x's alone where the call returns
+    no image (img None: below the last block of 'orig' and 'resnet')."""
+    n = None if input_shape is None else tuple(input_shape)[0]
+    r = self.resolution
+    x = (n, r, r, self.out_channels)
+    return (x, (n, r, r, self.img_channels)) if self.architecture == 'skip' or self.is_last else x
+
   def get_config(self):
     config = super().get_config()
     config.update(in_channels=self.in_channels, out_channels=self.out_channels, w_dim=self.w_dim,
@@ -111,6 +123,7 @@ class SynthesisBlock(keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package='sg2tf')
 class SynthesisNetwork(keras.layers.Layer):
   """Official G_synthesis_stylegan2 in NHWC: ws [N, num_ws, w_dim] -> images [N, R, R, C].
 
@@ -159,9 +172,14 @@ class SynthesisNetwork(keras.layers.Layer):
     return [getattr(self, f'b{r}') for r in self.resolutions]
 
   def build(self, input_shape=None):
+    """input_shape: that of ws, [N, num_ws, w_dim] (the shapes follow from the arguments)."""
     del input_shape
     for blk in self.blocks:
-      blk.build()
+      blk.build((None, blk.num_ws, self.w_dim))
+
+  def compute_output_shape(self, input_shape=None):  # ws [N, num_ws, w_dim] -> [N, R, R, C]
+    n = None if input_shape is None else tuple(input_shape)[0]
+    return (n, self.img_resolution, self.img_resolution, self.img_channels)
 
   @property
   def synthesis_layers(self):

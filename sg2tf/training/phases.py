@@ -184,11 +184,10 @@ class Phases:
     return self.rng.uniform_full_int([2], tf.int64)
 
   def _update_w_avg(self, w_mean_per_replica):
+    """The network's w_avg rule (MappingNetwork.moved_w_avg) on the replicas' mean batch w."""
     mapping = self.G.mapping
     w_mean = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, w_mean_per_replica, axis=None)
-    beta = mapping.w_avg_beta
-    distribute.update_mirrored(self.strategy, mapping.w_avg,
-                               lambda avg, m: m + (avg - m) * beta, w_mean)
+    distribute.update_mirrored(self.strategy, mapping.w_avg, mapping.moved_w_avg, w_mean)
 
   def _update_pl_mean(self, new_mean_per_replica):
     value = _first(self.strategy, new_mean_per_replica)

@@ -9,7 +9,9 @@ Generating the global tensors costs num_replicas times the (cheap) random-number
 
 The generator forward pass of training (official G_main with is_training=True): mapping,
 batch mean of w for the w_avg update, style mixing with one crossover layer per minibatch
-(probability 0.9), synthesis with fresh per-pixel noise.
+(probability 0.9), synthesis with fresh per-pixel noise. Mixing and the w_avg rule are the
+Generator's own (`G.mixing_cutoff`, `G.style_mix`, `G.mapping.batch_mean`; phases.py applies
+`G.mapping.moved_w_avg`); only the random numbers are drawn here.
 """
 
 import dataclasses
@@ -66,14 +68,11 @@ def generator_inputs(G, seed, global_n, style_mixing_prob, label_table=None, res
   = num_ws - 2 * floor(lod)).
   """
   z = global_normal(seed, _Z, global_n, [G.z_dim])
-  num_ws = G.num_ws if resolution is None else G.active_num_ws(resolution)
   z2 = cutoff = None
   if style_mixing_prob > 0:
     z2 = global_normal(seed, _Z2, global_n, [G.z_dim])
-    u = tf.random.stateless_uniform([], seed=fold(seed, _MIX))
-    layer = tf.random.stateless_uniform([], seed=fold(seed, _MIX_LAYER), minval=1,
-                                        maxval=num_ws, dtype=tf.int32)
-    cutoff = tf.where(u < style_mixing_prob, layer, num_ws)
+    cutoff = G.mixing_cutoff(style_mixing_prob, seed=(fold(seed, _MIX), fold(seed, _MIX_LAYER)),
+                             resolution=resolution)
   noise = [global_normal(seed, _NOISE0 + i, global_n, shape[1:])
            if resolution is None or shape[1] <= resolution else None
            for i, shape in enumerate(G.synthesis.noise_shapes)]
@@ -104,10 +103,9 @@ def mapping(G, inputs: GeneratorInputs):
   output of every training call before mixing.
   """
   ws = G.mapping(inputs.z, inputs.labels)
-  w_mean = tf.reduce_mean(tf.cast(ws[:, 0], tf.float32), axis=0)
+  w_mean = G.mapping.batch_mean(ws)
   if inputs.z2 is not None:
-    ws2 = G.mapping(inputs.z2, inputs.labels)
-    ws = G.mix_styles(ws, ws2, inputs.cutoff)
+    ws = G.style_mix(ws, inputs.labels, z2=inputs.z2, cutoff=inputs.cutoff)
   return ws, w_mean
 
 

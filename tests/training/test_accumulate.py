@@ -63,11 +63,13 @@ class AccumulateTest(tiny.TrainerTestCase):
         self.assertAllClose(m1, m2, rtol=1e-5, atol=1e-6)
       self.assertTrue(any(float(tf.reduce_max(tf.abs(g))) > 0 for g in g1))
 
-  def test_chunks_give_the_same_gradients(self):
+  def test_chunks_and_jit_give_the_same_gradients(self):
     # Lazy regularisation (all four phases, with augmentation on every D input) and without
     # it (penalties inside the main phases); batch 8 -> chunks of 2 (path length: 4 samples
     # in chunks of 1). The blit pipeline: its parameters are per sample like every
-    # pipeline's, and it traces fast (the transforms are test_augment's).
+    # pipeline's, and it traces fast (the transforms are test_augment's). With lazy
+    # regularisation also XLA (in chunks of 4, with the XLA form of the augmentation): every
+    # phase compiled, against the same one-pass gradients.
     p = tf.Variable(0.7)
     for lazy in (True, False):
       tr = self.trainer(f'grads{lazy}', loss=dict(lazy_regularization=lazy))
@@ -75,17 +77,12 @@ class AccumulateTest(tiny.TrainerTestCase):
       one = self.phases(tr, **base)
       chunked = self.phases(tr, batch_gpu=2, **base)
       self.assertEqual((chunked.chunks, chunked.pl_chunks), (4, 4))
+      others = [chunked]
+      if lazy:
+        others.append(self.phases(tr, batch_gpu=4, jit_compile=True, augment_p=p,
+                                  augment=augment.AugmentPipe('blit', xla=True)))
       names = ('Gmain', 'Greg', 'Dmain', 'Dreg') if lazy else ('Gmain', 'Dmain')
-      self._compare(one, [chunked], names, f'lazy={lazy}')
-
-  def test_jit_gives_the_same_gradients(self):
-    # XLA (in chunks of 4, with the XLA form of the augmentation): every phase compiled.
-    p = tf.Variable(0.7)
-    tr = self.trainer('jit')
-    one = self.phases(tr, augment=augment.AugmentPipe('blit'), augment_p=p)
-    jit = self.phases(tr, batch_gpu=4, jit_compile=True, augment_p=p,
-                      augment=augment.AugmentPipe('blit', xla=True))
-    self._compare(one, [jit], ('Gmain', 'Greg', 'Dmain', 'Dreg'), 'jit')
+      self._compare(one, others, names, f'lazy={lazy} (chunks of 2; chunks of 4 with XLA)')
 
   def test_mbstd_groups_stay_within_a_chunk(self):
     # Dreg (no random inputs without augmentation): batch 4 in chunks of 2 with groups of 2

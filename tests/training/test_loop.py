@@ -1,5 +1,6 @@
 """The training loop on a tiny dataset: files, lazy-regularisation schedule, Adam settings,
-exact resume, NaN handling and run-directory checks."""
+exact resume, NaN handling and run-directory checks. (Training with float16 blocks, what
+--mixed_precision means: tests/training/test_train_options.py.)"""
 
 import dataclasses
 import glob
@@ -130,25 +131,6 @@ class TrainerTest(tiny.TrainerTestCase):
     with self.assertRaisesRegex(loop.NonFiniteLossError, 'holds NaN'):
       tr.save_checkpoint()
     self.assertEqual(tiny.list_files(os.path.join(cfg.run_dir, 'checkpoints')), saved)
-
-  def test_mixed_precision_trains(self):
-    # The 8x8 blocks of G and D in float16: 3 minibatches incl. Greg / Dreg (on minibatch 0)
-    # with finite losses (the loop raises NonFiniteLossError otherwise) and weights.
-    cfg = self.config('mp', 0.012, mixed_precision=True, num_fp16_res=1)
-    tr = loop.Trainer(cfg, distribute.make_strategy('default'))
-    self.assertTrue(tr.G.synthesis.b8.use_fp16 and tr.D.b8.use_fp16)
-    self.assertTrue(tr.G_ema.synthesis.b8.use_fp16)
-    self.assertFalse(tr.G.synthesis.b4.use_fp16)
-    tr.run()
-    self.assertEqual({k: v[1] for k, v in tr.phase_totals.items()},
-                     {'Gmain': 3, 'Greg': 2, 'Dmain': 3, 'Dreg': 1})
-    self.assertTrue(np.isfinite(tr.pl_mean.numpy()) and tr.pl_mean.numpy() > 0)
-    metrics = tr.phases.d_reg(tr._next_batch(), None)
-    self.assertTrue(np.isfinite(metrics['Loss/r1_penalty'].numpy()))
-    for v in tr.G.variables + tr.D.variables:
-      self.assertEqual(v.dtype, tf.float32)
-      self.assertTrue(np.all(np.isfinite(v.numpy())), v.path)
-    self.assertTrue(config_lib.read_config(cfg.run_dir).mixed_precision)
 
   def test_run_dir_checks(self):
     run_dir = self.cfg_a.run_dir

@@ -27,6 +27,25 @@ class SamplingTest(tf.test.TestCase):
     none = sampling.generator_inputs(G, seed, 4, 0.0)
     self.assertIsNone(none.z2)
 
+  def test_mixing_draws_keep_their_streams(self):
+    # Training mixes with the Generator's own G.mixing_cutoff / G.style_mix, fed the
+    # stateless draws training has always used: z2 from key 1, the coin from key 2 and the
+    # crossover layer from key 3 of the phase seed (so resumed runs and old runs agree).
+    G = tiny_g()
+    branches = set()
+    for i in range(12):
+      seed = tf.constant([i, 7], tf.int64)
+      got = sampling.generator_inputs(G, seed, 2, 0.9)
+      coin = tf.random.stateless_uniform([], seed=sampling.fold(seed, 2))
+      layer = tf.random.stateless_uniform([], seed=sampling.fold(seed, 3), minval=1,
+                                          maxval=G.num_ws, dtype=tf.int32)
+      want = int(layer) if float(coin) < 0.9 else G.num_ws
+      self.assertEqual(int(got.cutoff), want)
+      branches.add(want == G.num_ws)
+      self.assertAllEqual(got.z2, tf.random.stateless_normal([2, G.z_dim],
+                                                             seed=sampling.fold(seed, 1)))
+    self.assertLen(branches, 2)  # both mixed and unmixed draws were checked
+
   def test_generate_updates_nothing_and_mixes(self):
     G = tiny_g()
     inputs = sampling.generator_inputs(G, tf.constant([1, 2], tf.int64), 2, 1.0)
