@@ -250,6 +250,32 @@ def parse(argv: Sequence[str], flag_values=flags.FLAGS) -> List[str]:
     raise UsageError(f'{one_line(e)} (see --help)') from None
 
 
+def run_config(argv: Sequence[str], config_from_flags: Callable, run: Callable, *,
+               expected: Tuple[type, ...], report: Optional[Callable] = None,
+               flag_values=flags.FLAGS, run_error_code: int = 1) -> int:
+  """What a tool's main does, once for every tool: no positional arguments; the frozen config
+  from the flags (a ValueError there is a usage error: one line, exit 2); run(config), where
+  an `expected` error (bad input found while running: a corrupt file, a full disk) ends the
+  tool with one line and run_error_code; then report(config, result) prints the outcome."""
+  if len(argv) > 1:
+    raise UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  try:
+    config = config_from_flags(flag_values)
+  except UsageError:
+    raise
+  except ValueError as e:
+    raise UsageError(str(e)) from None
+  try:
+    result = run(config)
+  except expected as e:
+    from absl import logging  # pylint: disable=g-import-not-at-top
+    logging.debug('failed', exc_info=True)  # the traceback with --verbosity=1
+    fail(e, run_error_code)
+  if report is not None:
+    report(config, result)
+  return 0
+
+
 def run_tool(main: Callable[[List[str]], Optional[int]], argv: Optional[Sequence[str]] = None,
              *, doc: str, topics: Topics, flag_values=flags.FLAGS,
              help_fn: Optional[Callable[[List[str]], Optional[str]]] = None) -> None:

@@ -568,20 +568,25 @@ def run(c: ConvertConfig) -> str:
     return convert(c.pkl, c.outdir, impl=c.impl, overwrite=c.overwrite)
 
 
-def _main(argv):
-  if len(argv) > 1:
-    raise cli.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  config = config_from_flags(flags.FLAGS)
+def _run_or_usage_error(config: ConvertConfig) -> str:
   try:
-    out = run(config)
-  except (files.DiskWriteError, files.DownloadError) as e:  # one line: what, where, why
-    cli.fail(e, 1)
+    return run(config)
   except (OfficialPickleError, FileNotFoundError, FileExistsError) as e:
-    cli.fail(e, 2)
+    raise cli.UsageError(cli.one_line(e)) from None  # the input is the problem: exit status 2
+
+
+def _report(config: ConvertConfig, out: str) -> None:
+  del config
   logging.info('Wrote %s', out)
   print(out)
-  return 0
+
+
+def _main(argv):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  # A disk that refused the output or a failed download: one line, exit status 1.
+  return cli.run_config(argv, config_from_flags, _run_or_usage_error, report=_report,
+                        expected=(files.DiskWriteError, files.DownloadError),
+                        flag_values=flags.FLAGS)
 
 
 def main(argv=None):

@@ -300,15 +300,8 @@ def run(c: ExportConfig) -> str:
 
 def _main(argv):
   from sg2tf import tool_util  # pylint: disable=g-import-not-at-top
-  if len(argv) > 1:
-    raise cli.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  config = config_from_flags(flags.FLAGS)
-  try:
-    path = run(config)
-  except tool_util.expected_errors() as e:
-    tool_util.exit_with_error(e)
-  print(f'Exported {path}')
-  return 0
+  return cli.run_config(argv, config_from_flags, run, expected=tool_util.expected_errors(),
+                        report=lambda config, path: print(f'Exported {path}'))
 
 
 def main(argv=None):

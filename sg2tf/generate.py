@@ -369,18 +369,9 @@ def run(config: GenerateConfig) -> List[str]:
 
 
 def _main(argv):
-  try:
-    if len(argv) > 1:
-      raise cli.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-    config = config_from_flags(flags.FLAGS)
-  except tool_util.ToolError as e:
-    raise cli.UsageError(str(e)) from None
-  try:
-    written = run(config)
-  except tool_util.expected_errors() as e:
-    tool_util.exit_with_error(e)
-  print(f'Wrote {len(written)} file(s) to {config.outdir}')
-  return 0
+  return cli.run_config(
+      argv, config_from_flags, run, expected=tool_util.expected_errors(),
+      report=lambda c, written: print(f'Wrote {len(written)} file(s) to {c.outdir}'))
 
 
 def main(argv=None):

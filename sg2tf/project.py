@@ -410,17 +410,7 @@ def run(c: ProjectConfig) -> List[dict]:
 
 def _main(argv):
   from sg2tf import tool_util  # pylint: disable=g-import-not-at-top
-  try:
-    if len(argv) > 1:
-      raise cli.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-    config = config_from_flags(flags.FLAGS)
-  except tool_util.ToolError as e:
-    raise cli.UsageError(str(e)) from None
-  try:
-    run(config)
-  except tool_util.expected_errors() as e:
-    tool_util.exit_with_error(e)
-  return 0
+  return cli.run_config(argv, config_from_flags, run, expected=tool_util.expected_errors())
 
 
 def main(argv=None):

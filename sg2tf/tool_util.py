@@ -142,13 +142,6 @@ def load_image(path: str, resolution: int, channels: int) -> np.ndarray:
 
 # ------------------------------------------------------------------ errors
 
-def exit_with_error(e: BaseException) -> None:
-  """Ends a tool on bad input: ONE line on stderr (the traceback only in --v=1 logs)."""
-  logging.debug('failed', exc_info=True)
-  msg = ' '.join(str(e).split()) or type(e).__name__
-  sys.exit(f'error: {msg}')
-
-
 def check_network_path(path: str) -> None:
   """Fails fast (before TensorFlow is imported for local paths) on a --network that does not
   exist. http(s) URLs are checked when they are fetched; a malformed #sha256= fails here."""

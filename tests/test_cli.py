@@ -225,6 +225,40 @@ class CommandLineTest(absltest.TestCase):
     self.assertNotIn('create_from_npy', proc.stdout)
 
 
+class RunConfigTest(absltest.TestCase):
+  """cli.run_config: the body every tool's main shares."""
+
+  def test_usage_errors_expected_errors_and_report(self):
+    import contextlib  # pylint: disable=g-import-not-at-top
+    import io  # pylint: disable=g-import-not-at-top
+    reported = []
+
+    def config_ok(fv):
+      del fv
+      return 'cfg'
+
+    def config_bad(fv):
+      raise ValueError('--x=3: must be even')
+
+    def run_disk_full(config):
+      raise OSError(f'{config}: disk\n  full')
+
+    run = lambda **kw: cli.run_config(expected=(OSError,), flag_values=None, **kw)  # pylint: disable=unnecessary-lambda-assignment
+    with self.assertRaisesRegex(cli.UsageError, 'unexpected arguments: extra'):
+      run(argv=['tool', 'extra'], config_from_flags=config_ok, run=len)
+    with self.assertRaisesRegex(cli.UsageError, r'^--x=3: must be even$'):
+      run(argv=['tool'], config_from_flags=config_bad, run=len)
+    err = io.StringIO()
+    with self.assertRaises(SystemExit) as cm, contextlib.redirect_stderr(err):
+      run(argv=['tool'], config_from_flags=config_ok, run=run_disk_full)
+    self.assertEqual((cm.exception.code, err.getvalue()), (1, 'error: cfg: disk full\n'))
+    self.assertEqual(run(argv=['tool'], config_from_flags=config_ok, run=len,
+                         report=lambda c, r: reported.append((c, r))), 0)
+    self.assertEqual(reported, [('cfg', 3)])
+    with self.assertRaises(KeyError):  # a bug is not an expected error: its traceback shows
+      run(argv=['tool'], config_from_flags=config_ok, run=lambda c: {}[c])
+
+
 class QuietTest(absltest.TestCase):
 
   def test_library_lines_filtered_by_the_file_that_logged(self):

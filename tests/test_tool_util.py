@@ -81,10 +81,7 @@ class ToolUtilTest(tf.test.TestCase, parameterized.TestCase):
     tool_util.save_npz(os.path.join(d, 'n.npz'), noise0=np.zeros([2]))
     self.assertEqual(np.load(os.path.join(d, 'n.npz')).files, ['noise0'])
 
-  def test_exit_and_network_path(self):
-    with self.assertRaises(SystemExit) as cm:
-      tool_util.exit_with_error(ValueError('bad\n  thing'))
-    self.assertEqual(cm.exception.code, 'error: bad thing')
+  def test_network_path(self):
     with self.assertRaisesRegex(tool_util.ToolError, 'no such file'):
       tool_util.check_network_path('/nonexistent/x.pkl')
 
