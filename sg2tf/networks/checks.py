@@ -42,3 +42,16 @@ def fp16_resolution(img_resolution, num_fp16_res):
   (StyleGAN2-ADA's rule); above img_resolution when num_fp16_res is 0."""
   log2 = int(np.log2(img_resolution))
   return max(2 ** (log2 + 1 - int(num_fp16_res)), 8)
+
+
+def check_ws_and_noise(ws, noise, num_ws, w_dim, num_noise, who):
+  """ws as a tensor, checked to be [N, num_ws, w_dim]; noise None or a list of num_noise
+  entries (one per synthesis layer)."""
+  ws = tf.convert_to_tensor(ws)
+  if ws.shape.rank != 3 or ws.shape[1] != num_ws or (
+      ws.shape[2] is not None and ws.shape[2] != w_dim):
+    raise ValueError(f'{who}: ws must be [N, {num_ws}, {w_dim}], got shape {ws.shape}')
+  if noise is not None and len(noise) != num_noise:
+    raise ValueError(f'{who}: noise must list {num_noise} tensors (one per synthesis layer, '
+                     f'None for the unused ones), got {len(noise)}')
+  return ws

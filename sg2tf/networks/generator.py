@@ -54,8 +54,23 @@ class StyleMixing:
     return tf.where(layer < cutoff, ws, ws2)
 
 
+class MappingThenSynthesis:
+  """Shapes of a generator that is `mapping` (z [N, z_dim] -> ws [N, num_ws, w_dim]) followed
+  by `synthesis` (ws -> images [N, R, R, C]): Generator and the growing generators."""
+
+  def build(self, input_shape=None):
+    """Builds mapping and synthesis with their input shapes (z's, ws'); input_shape: z's."""
+    del input_shape
+    self.mapping.build((None, self.z_dim))
+    self.synthesis.build((None, self.num_ws, self.w_dim))
+
+  def compute_output_shape(self, input_shape=None):  # z [N, z_dim] -> images [N, R, R, C]
+    n = None if input_shape is None else tuple(input_shape)[0]
+    return (n, self.img_resolution, self.img_resolution, self.img_channels)
+
+
 @keras.saving.register_keras_serializable(package='sg2tf')
-class Generator(StyleMixing, keras.Model):
+class Generator(MappingThenSynthesis, StyleMixing, keras.Model):
   """Official G_main in NHWC: G(z [N, z_dim], c [N, c_dim] or None) -> images [N, R, R, C].
 
   Images are nominally in [-1, 1] and not clipped. Sub-networks: `G.mapping(z, c,
@@ -104,16 +119,6 @@ class Generator(StyleMixing, keras.Model):
         activation=mapping_activation, normalize_z=normalize_z, w_avg_beta=w_avg_beta,
         name='mapping')
     self.build()
-
-  def build(self, input_shape=None):
-    """Builds mapping and synthesis with their input shapes (z's, ws'); input_shape: z's."""
-    del input_shape
-    self.mapping.build((None, self.z_dim))
-    self.synthesis.build((None, self.num_ws, self.w_dim))
-
-  def compute_output_shape(self, input_shape=None):  # z [N, z_dim] -> images [N, R, R, C]
-    n = None if input_shape is None else tuple(input_shape)[0]
-    return (n, self.img_resolution, self.img_resolution, self.img_channels)
 
   def call(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode='random',
            fused_modconv=None, style_mixing_prob=0.0, update_w_avg=False, return_ws=False,

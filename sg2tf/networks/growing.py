@@ -30,9 +30,10 @@ import tensorflow as tf
 from sg2tf import layers
 from sg2tf.custom_ops import policy
 from sg2tf.networks.discriminator import DiscriminatorBlock, DiscriminatorEpilogue
-from sg2tf.networks.generator import StyleMixing
+from sg2tf.networks.generator import MappingThenSynthesis, StyleMixing
 from sg2tf.networks.mapping import MappingNetwork
-from sg2tf.networks.checks import check_mixed_precision, check_resolution, fp16_resolution
+from sg2tf.networks.checks import check_mixed_precision, check_resolution, check_ws_and_noise
+from sg2tf.networks.checks import fp16_resolution
 from sg2tf.networks.synthesis import SynthesisBlock
 
 # Call-argument sentinel: "the build function's own default" (it differs per network).
@@ -138,17 +139,17 @@ class GrowingSynthesisBase(LodMixin, keras.layers.Layer):
       y = lerp(y, nearest_upsample(y_low, 2), self._frac(level))
     return y  # [N, res, res, C]
 
+  @property
+  def synthesis_layers(self):
+    return [lyr for blk in self.blocks for lyr in blk.synthesis_layers]
+
+  @property
+  def noise_shapes(self):
+    return [tuple(lyr.noise_const.shape) for lyr in self.synthesis_layers]
+
   def _check_inputs(self, ws, noise):
-    ws = tf.convert_to_tensor(ws)
-    if ws.shape.rank != 3 or ws.shape[1] != self.num_ws or (
-        ws.shape[2] is not None and ws.shape[2] != self.w_dim):
-      raise ValueError(f'{type(self).__name__}: ws must be [N, {self.num_ws}, {self.w_dim}], '
-                       f'got shape {ws.shape}')
-    n_layers = len(self.noise_shapes)
-    if noise is not None and len(noise) != n_layers:
-      raise ValueError(f'{type(self).__name__}: noise must list {n_layers} tensors (one per '
-                       f'layer, None for the unused ones), got {len(noise)}')
-    return ws
+    return check_ws_and_noise(ws, noise, self.num_ws, self.w_dim, len(self.noise_shapes),
+                              type(self).__name__)
 
   def compute_output_shape(self, input_shape=None):  # ws -> full-size images [N, R, R, C]
     n = None if input_shape is None else tuple(input_shape)[0]
@@ -218,14 +219,6 @@ class GrowingSynthesisNetwork(GrowingSynthesisBase):
       blk.build((None, blk.num_ws, self.w_dim))
     self._add_lod()
 
-  @property
-  def synthesis_layers(self):
-    return [lyr for blk in self.blocks for lyr in blk.synthesis_layers]
-
-  @property
-  def noise_shapes(self):
-    return [tuple(lyr.noise_const.shape) for lyr in self.synthesis_layers]
-
   def _rgb_pair(self, ws, res, noise_mode, noise, fused_modconv, impl):
     x = y = y_low = None
     w_idx = noise_idx = 0
@@ -250,7 +243,7 @@ class GrowingSynthesisNetwork(GrowingSynthesisBase):
     return config
 
 
-class GrowingGeneratorBase(StyleMixing, keras.Model):
+class GrowingGeneratorBase(MappingThenSynthesis, StyleMixing, keras.Model):
   """Mapping + growing synthesis, truncation with the build function's own defaults, style
   mixing over the layers of the current lod, w_avg tracking (official G_main / G_style).
 
@@ -294,16 +287,6 @@ class GrowingGeneratorBase(StyleMixing, keras.Model):
 
   def set_lod(self, value):
     self.synthesis.set_lod(value)
-
-  def build(self, input_shape=None):
-    """Builds mapping and synthesis with their input shapes (z's, ws'); input_shape: z's."""
-    del input_shape
-    self.mapping.build((None, self.z_dim))
-    self.synthesis.build((None, self.num_ws, self.w_dim))
-
-  def compute_output_shape(self, input_shape=None):  # z [N, z_dim] -> images [N, R, R, C]
-    n = None if input_shape is None else tuple(input_shape)[0]
-    return (n, self.img_resolution, self.img_resolution, self.img_channels)
 
   def active_num_ws(self, resolution=None):
     """Layers in use: num_ws - 2 * floor(lod) (official cur_layers), or those of a level."""

@@ -352,14 +352,6 @@ class StyleGANSynthesisNetwork(growing.GrowingSynthesisBase):
       blk.build((None, blk.resolution // 2, blk.resolution // 2, blk.in_channels))
     self._add_lod()
 
-  @property
-  def synthesis_layers(self):
-    return [lyr for blk in self.blocks for lyr in blk.synthesis_layers]
-
-  @property
-  def noise_shapes(self):
-    return [tuple(lyr.noise_const.shape) for lyr in self.synthesis_layers]
-
   def _rgb_pair(self, ws, res, noise_mode, noise, fused_modconv, impl):
     del fused_modconv  # No modulated convolutions here.
     x = y = y_low = None

@@ -10,7 +10,7 @@ from sg2tf import layers
 from sg2tf.custom_ops import policy, setup_filter, upsample2d
 from sg2tf.networks.checks import ARCHITECTURES, FP16_DTYPES  # pylint: disable=unused-import
 from sg2tf.networks.checks import check_architecture, check_fp16_dtype, check_mixed_precision
-from sg2tf.networks.checks import check_resolution, fp16_resolution
+from sg2tf.networks.checks import check_resolution, check_ws_and_noise, fp16_resolution
 
 
 @keras.saving.register_keras_serializable(package='sg2tf')
@@ -199,15 +199,8 @@ class SynthesisNetwork(keras.layers.Layer):
 
   def _synthesize(self, ws, noise_mode, noise, fused_modconv):
     layers.check_noise_mode(noise_mode)
-    ws = tf.convert_to_tensor(ws)
-    if ws.shape.rank != 3 or ws.shape[1] != self.num_ws or (
-        ws.shape[2] is not None and ws.shape[2] != self.w_dim):
-      raise ValueError(f'SynthesisNetwork: ws must be [N, {self.num_ws}, {self.w_dim}], '
-                       f'got shape {ws.shape}')
-    n_layers = len(self.synthesis_layers)
-    if noise is not None and len(noise) != n_layers:
-      raise ValueError(f'SynthesisNetwork: noise must list {n_layers} tensors (one per conv '
-                       f'layer), got {len(noise)}')
+    ws = check_ws_and_noise(ws, noise, self.num_ws, self.w_dim, len(self.synthesis_layers),
+                            'SynthesisNetwork')
     x = img = None
     w_idx = noise_idx = 0
     for blk in self.blocks:
