@@ -374,9 +374,8 @@ def discriminator_variable_map(D):
   out = {}
 
   def conv(name, lyr):
-    out[f'{name}/weight'] = (lyr.weight, None)
-    if lyr.bias is not None:
-      out[f'{name}/bias'] = (lyr.bias, None)
+    from sg2tf.convert_growing import weight_and_bias  # pylint: disable=g-import-not-at-top
+    out.update(weight_and_bias(name, lyr))
 
   for blk in D.blocks:
     scope = f'{blk.resolution}x{blk.resolution}'

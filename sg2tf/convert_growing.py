@@ -209,16 +209,31 @@ def _mapping_vars(G):
   return out
 
 
+def weight_and_bias(name, lyr):
+  """{official name: (variable, None)} of a layer with `weight` and an optional `bias` (the
+  discriminators' convolutions and dense layers: their shapes match after the NHWC kernel
+  layout that the importer's general transform handles)."""
+  out = {f'{name}/weight': (lyr.weight, None)}
+  if lyr.bias is not None:
+    out[f'{name}/bias'] = (lyr.bias, None)
+  return out
+
+
+def _mapping_and_noise_vars(G):
+  out = _mapping_vars(G)
+  for i, lyr in enumerate(G.synthesis.synthesis_layers):
+    out[f'synthesis/noise{i}'] = (lyr.noise_const, _nchw_to_nhwc)
+  return out
+
+
 def _lod_name(net, res):
   return int(np.log2(net.img_resolution)) - int(np.log2(res))
 
 
 def revised_generator_variable_map(G):
   """{official flattened name: (variable, transform)} for a GrowingGenerator (without lod)."""
-  out = _mapping_vars(G)
+  out = _mapping_and_noise_vars(G)
   syn = G.synthesis
-  for i, lyr in enumerate(syn.synthesis_layers):
-    out[f'synthesis/noise{i}'] = (lyr.noise_const, _nchw_to_nhwc)
   for blk in syn.blocks:
     r = blk.resolution
     scope = f'synthesis/{r}x{r}'
@@ -243,9 +258,7 @@ def growing_discriminator_variable_map(D):
   out = {}
 
   def conv(name, lyr):
-    out[f'{name}/weight'] = (lyr.weight, None)
-    if lyr.bias is not None:
-      out[f'{name}/bias'] = (lyr.bias, None)
+    out.update(weight_and_bias(name, lyr))
 
   for blk in D.blocks:
     r = blk.resolution
@@ -261,10 +274,8 @@ def growing_discriminator_variable_map(D):
 
 
 def style_generator_variable_map(G):
-  out = _mapping_vars(G)
+  out = _mapping_and_noise_vars(G)
   syn = G.synthesis
-  for i, lyr in enumerate(syn.synthesis_layers):
-    out[f'synthesis/noise{i}'] = (lyr.noise_const, _nchw_to_nhwc)
   for blk in syn.blocks:
     r = blk.resolution
     scope = f'synthesis/{r}x{r}'

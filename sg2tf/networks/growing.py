@@ -34,7 +34,7 @@ from sg2tf.networks.generator import MappingThenSynthesis, StyleMixing
 from sg2tf.networks.mapping import MappingNetwork
 from sg2tf.networks.checks import check_mixed_precision, check_resolution, check_ws_and_noise
 from sg2tf.networks.checks import fp16_resolution
-from sg2tf.networks.synthesis import SynthesisBlock
+from sg2tf.networks.synthesis import add_synthesis_blocks
 
 # Call-argument sentinel: "the build function's own default" (it differs per network).
 DEFAULT = 'default'
@@ -189,24 +189,9 @@ class GrowingSynthesisNetwork(GrowingSynthesisBase):
     super().__init__(**kwargs)
     self.num_fp16_res, self.conv_clamp = check_mixed_precision(num_fp16_res, conv_clamp,
                                                                'GrowingSynthesisNetwork')
-    self.w_dim = int(w_dim)
-    self.img_resolution = check_resolution(img_resolution, 'GrowingSynthesisNetwork')
-    self.img_channels = int(img_channels)
-    self.fmap_base, self.fmap_decay = int(fmap_base), float(fmap_decay)
-    self.fmap_min, self.fmap_max = int(fmap_min), int(fmap_max)
-    self.activation = activation
-    self.resample_filter = None if resample_filter is None else [float(v) for v in resample_filter]
-    nf = layers.nf_fn(self.fmap_base, self.fmap_decay, self.fmap_min, self.fmap_max)
-    log2 = int(np.log2(self.img_resolution))
-    self.num_ws = 2 * log2 - 2
-    self.resolutions = [2 ** k for k in range(2, log2 + 1)]
-    fp16_res = fp16_resolution(self.img_resolution, self.num_fp16_res)
-    for k in range(2, log2 + 1):
-      setattr(self, f'b{2 ** k}', SynthesisBlock(
-          in_channels=nf(k - 2) if k > 2 else 0, out_channels=nf(k - 1), w_dim=self.w_dim,
-          resolution=2 ** k, img_channels=self.img_channels, architecture='orig',
-          is_last=True, activation=activation, resample_filter=self.resample_filter,
-          use_fp16=2 ** k >= fp16_res, conv_clamp=self.conv_clamp, name=f'b{2 ** k}'))
+    add_synthesis_blocks(self, w_dim, img_resolution, img_channels, fmap_base, fmap_decay,
+                         fmap_min, fmap_max, 'orig', activation, resample_filter,
+                         torgb_everywhere=True)
 
   @property
   def blocks(self):

@@ -123,6 +123,36 @@ class SynthesisBlock(keras.layers.Layer):
     return config
 
 
+def add_synthesis_blocks(net, w_dim, img_resolution, img_channels, fmap_base, fmap_decay,
+                         fmap_min, fmap_max, architecture, activation, resample_filter,
+                         torgb_everywhere, fp16_dtype='float16'):
+  """Sets the synthesis network net's arguments as attributes and its blocks b4 ... bR (the
+  one construction of SynthesisNetwork and of the growing GrowingSynthesisNetwork, which
+  has a ToRGB at every resolution: torgb_everywhere). net.num_fp16_res and net.conv_clamp
+  must be set."""
+  who = type(net).__name__
+  net.w_dim = int(w_dim)
+  net.img_resolution = check_resolution(img_resolution, who)
+  net.img_channels = int(img_channels)
+  net.fmap_base, net.fmap_decay = int(fmap_base), float(fmap_decay)
+  net.fmap_min, net.fmap_max = int(fmap_min), int(fmap_max)
+  net.activation = activation
+  net.resample_filter = None if resample_filter is None else [float(v) for v in resample_filter]
+  nf = layers.nf_fn(net.fmap_base, net.fmap_decay, net.fmap_min, net.fmap_max)
+  log2 = int(np.log2(net.img_resolution))
+  net.num_ws = 2 * log2 - 2
+  # Blocks are attributes b4, b8, ...: tf.train.Checkpoint does not see into Keras 3 lists.
+  net.resolutions = [2 ** k for k in range(2, log2 + 1)]
+  fp16_res = fp16_resolution(net.img_resolution, net.num_fp16_res)
+  for k in range(2, log2 + 1):
+    setattr(net, f'b{2 ** k}', SynthesisBlock(
+        in_channels=nf(k - 2) if k > 2 else 0, out_channels=nf(k - 1), w_dim=net.w_dim,
+        resolution=2 ** k, img_channels=net.img_channels, architecture=architecture,
+        is_last=torgb_everywhere or k == log2, activation=activation,
+        resample_filter=net.resample_filter, use_fp16=2 ** k >= fp16_res,
+        conv_clamp=net.conv_clamp, fp16_dtype=fp16_dtype, name=f'b{2 ** k}'))
+
+
 @keras.saving.register_keras_serializable(package='sg2tf')
 class SynthesisNetwork(keras.layers.Layer):
   """Official G_synthesis_stylegan2 in NHWC: ws [N, num_ws, w_dim] -> images [N, R, R, C].
@@ -146,26 +176,10 @@ class SynthesisNetwork(keras.layers.Layer):
                                                                'SynthesisNetwork')
     self.fp16_dtype = check_fp16_dtype(fp16_dtype, 'SynthesisNetwork')
     check_architecture(architecture, 'SynthesisNetwork')
-    self.w_dim = int(w_dim)
-    self.img_resolution = check_resolution(img_resolution, 'SynthesisNetwork')
-    self.img_channels = int(img_channels)
-    self.fmap_base, self.fmap_decay = int(fmap_base), float(fmap_decay)
-    self.fmap_min, self.fmap_max = int(fmap_min), int(fmap_max)
-    self.architecture, self.activation = architecture, activation
-    self.resample_filter = None if resample_filter is None else [float(v) for v in resample_filter]
-    nf = layers.nf_fn(self.fmap_base, self.fmap_decay, self.fmap_min, self.fmap_max)
-    log2 = int(np.log2(self.img_resolution))
-    self.num_ws = 2 * log2 - 2
-    # Blocks are attributes b4, b8, ...: tf.train.Checkpoint does not see into Keras 3 lists.
-    self.resolutions = [2 ** k for k in range(2, log2 + 1)]
-    fp16_res = fp16_resolution(self.img_resolution, self.num_fp16_res)
-    for k in range(2, log2 + 1):
-      setattr(self, f'b{2 ** k}', SynthesisBlock(
-          in_channels=nf(k - 2) if k > 2 else 0, out_channels=nf(k - 1), w_dim=self.w_dim,
-          resolution=2 ** k, img_channels=self.img_channels, architecture=architecture,
-          is_last=k == log2, activation=activation, resample_filter=self.resample_filter,
-          use_fp16=2 ** k >= fp16_res, conv_clamp=self.conv_clamp,
-          fp16_dtype=self.fp16_dtype, name=f'b{2 ** k}'))
+    self.architecture = architecture
+    add_synthesis_blocks(self, w_dim, img_resolution, img_channels, fmap_base, fmap_decay,
+                         fmap_min, fmap_max, architecture, activation, resample_filter,
+                         torgb_everywhere=False, fp16_dtype=self.fp16_dtype)
 
   @property
   def blocks(self):
