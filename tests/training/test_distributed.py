@@ -1,5 +1,4 @@
-"""tf.distribute: 2 replicas (with chunks and ADA) give the single-device losses; two local
-workers agree.
+"""tf.distribute: 2 replicas give the single-device losses; two local workers agree.
 
 Each case runs in fresh interpreters: logical devices and TF_CONFIG must be set before
 TensorFlow initialises.
@@ -61,45 +60,29 @@ class StrategyTest(tf.test.TestCase):
 class MirroredTest(tf.test.TestCase):
 
   def test_two_replicas_match_one_device(self):
-    # One device against 2 replicas that also split their share into chunks of 2 (batch_gpu),
-    # with ADA on every D input (blit: the pipeline's cost is tracing; its transforms are
-    # test_augment's) and p adjusted every minibatch: the same numbers up to summation order.
     root = tempfile.mkdtemp()
     code = _PRELUDE + f'''
 cpu = tf.config.list_physical_devices('CPU')[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import dataclasses
-from sg2tf.training import config as config_lib
 data = tiny.make_dataset({root!r} + '/data', count=16, resolution=8)
 out = {{}}
-for name, devices, batch_gpu in (('one', None, None), ('two', ['/cpu:0', '/cpu:1'], 2)):
+for name, devices in (('one', None), ('two', ['/cpu:0', '/cpu:1'])):
   cfg = tiny.tiny_config({root!r} + '/run_' + name, data, resolution=8, total_kimg=1,
-                         batch_size=8, batch_gpu=batch_gpu,
-                         loss=dict(g_reg_interval=2, d_reg_interval=2),
-                         augment=config_lib.AugmentConfig(mode='ada', pipe='blit', p=0.5,
-                                                          interval=1, kimg=1.0))
+                         loss=dict(g_reg_interval=2, d_reg_interval=2))
   # Minibatch-stddev groups are formed per replica (as per GPU in the official code); without
   # it the two splits compute exactly the same function.
   cfg = dataclasses.replace(cfg, D=dataclasses.replace(cfg.D, mbstd_group_size=1))
   strategy = (distribute.make_strategy('default') if devices is None else
               distribute.make_strategy('mirrored', devices))
-  tr = loop.Trainer(cfg, strategy)
-  metrics, p = [], []
-  for _ in range(3):
-    metrics.append(tr.train_step())
-    p.append(float(tr.augment_p.numpy()))
-  weights = [v.numpy().tolist() for v in tr.G.variables + tr.D.variables + tr.G_ema.variables]
-  out[name] = {{'metrics': metrics, 'weights': weights, 'p': p, 'replicas': tr.replicas,
-               'pl_mean': float(tr.pl_mean.numpy())}}
+  out[name] = run(cfg, strategy, 3)
 # Without exact data resume each replica reads through tf.distribute (on CPU devices: one host
-# pipeline per replica); other batches, so only check that it trains. (The same settings as
-# 'two': another batch size in this process would reuse its collective instance keys with
-# other shapes.)
+# pipeline per replica); other batches, so only check that it trains.
 cfg = dataclasses.replace(cfg, run_dir={root!r} + '/run_stream', exact_data_resume=False)
 out['stream'] = run(cfg, distribute.make_strategy('mirrored', ['/cpu:0', '/cpu:1']), 2)
 print('RESULT ' + json.dumps(out))
 '''
-    result = json.loads(testutil.run_python(code, timeout=900).split('RESULT ', 1)[1])
+    result = json.loads(testutil.run_python(code).split('RESULT ', 1)[1])
     one, two = result['one'], result['two']
     self.assertEqual((one['replicas'], two['replicas']), (1, 2))
     self.assertLen(one['metrics'], 3)
@@ -109,8 +92,6 @@ print('RESULT ' + json.dumps(out))
       self.assertEqual(sorted(m1), sorted(m2))
       for k in m1:
         self.assertAllClose(m1[k], m2[k], rtol=1e-5, atol=1e-6, msg=k)
-    self.assertAllClose(one['p'], two['p'])
-    self.assertNotEqual(one['p'][0], 0.5)  # p moved (interval 1).
     self.assertAllClose(one['pl_mean'], two['pl_mean'], rtol=1e-5)
     self.assertAllClose(_flat(one['weights']), _flat(two['weights']), rtol=1e-4, atol=1e-5)
     stream = result['stream']

@@ -1,8 +1,10 @@
 """Training options of issue 15 end to end: the flags (--aug, --augpipe, --p, --target,
 --batch_gpu, --precision, --jit, --mixed_precision as an alias), training in bfloat16 and
-float16 with augmentation. (2 replicas with augmentation and gradient accumulation giving the
-single-device result: tests/training/test_distributed.py.)"""
+float16 with augmentation, and 2 replicas (MirroredStrategy) with augmentation and gradient
+accumulation giving the single-device result (its own test class, so that it runs beside the
+plain mirrored check of tests/training/test_distributed.py on another test process)."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -16,6 +18,7 @@ from sg2tf import flags as sg2tf_flags
 from sg2tf.training import config as config_lib
 from sg2tf.training import distribute
 from sg2tf.training import loop
+from tests import testutil
 from tests.training import tiny
 
 
@@ -119,6 +122,58 @@ class LowPrecisionTrainingTest(tf.test.TestCase):
           self.assertTrue(np.all(np.isfinite(v.numpy())), v.path)
         self.assertTrue(config_lib.read_config(cfg.run_dir).mixed_precision)
         tr.close()
+    finally:
+      shutil.rmtree(root, ignore_errors=True)
+
+
+class MirroredAugmentTest(tf.test.TestCase):
+
+  def test_two_replicas_with_augmentation_and_chunks_match_one_device(self):
+    # ADA (blit: the pipeline's cost is tracing; its transforms are test_augment's) on every D input and chunks of 2 on each of 2 replicas (float32: the same
+    # numbers up to summation order).
+    root = tempfile.mkdtemp()
+    try:
+      code = f'''
+import json, dataclasses
+import numpy as np
+import tensorflow as tf
+tf.config.optimizer.set_experimental_options({{'disable_meta_optimizer': True}})
+cpu = tf.config.list_physical_devices('CPU')[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from tests.training import tiny
+from sg2tf.training import config as config_lib, distribute, loop
+data = tiny.make_dataset({root!r} + '/data', count=16, resolution=8)
+out = {{}}
+for name, devices, batch_gpu in (('one', None, None), ('two', ['/cpu:0', '/cpu:1'], 2)):
+  cfg = tiny.tiny_config({root!r} + '/run_' + name, data, resolution=8, total_kimg=1,
+                         batch_size=8, batch_gpu=batch_gpu,
+                         loss=dict(g_reg_interval=2, d_reg_interval=2),
+                         augment=config_lib.AugmentConfig(mode='ada', pipe='blit', p=0.5,
+                                                          interval=1, kimg=1.0))
+  cfg = dataclasses.replace(cfg, D=dataclasses.replace(cfg.D, mbstd_group_size=1))
+  strategy = (distribute.make_strategy('default') if devices is None else
+              distribute.make_strategy('mirrored', devices))
+  tr = loop.Trainer(cfg, strategy)
+  metrics, p = [], []
+  for _ in range(2):  # Minibatch 0 runs all four phases.
+    metrics.append(tr.train_step())
+    p.append(float(tr.augment_p.numpy()))
+  out[name] = dict(metrics=metrics, p=p, replicas=tr.replicas,
+                   weights=[v.numpy().tolist() for v in tr.G.variables + tr.D.variables])
+print('RESULT ' + json.dumps(out))
+'''
+      text = testutil.run_python(code, timeout=900)
+      out = json.loads(text.split('RESULT ', 1)[1])
+      one, two = out['one'], out['two']
+      self.assertEqual((one['replicas'], two['replicas']), (1, 2))
+      self.assertAllClose(one['p'], two['p'])
+      self.assertNotEqual(one['p'][0], 0.5)  # p moved (interval 1).
+      for a, b in zip(one['metrics'], two['metrics']):
+        self.assertEqual(sorted(a), sorted(b))
+        for k in a:
+          self.assertAllClose(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+      for a, b in zip(one['weights'], two['weights']):
+        self.assertAllClose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
     finally:
       shutil.rmtree(root, ignore_errors=True)
 
