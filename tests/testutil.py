@@ -1,4 +1,5 @@
-"""Shared test helpers: custom-op availability, subprocess runs, shared data paths."""
+"""Shared test helpers: custom-op availability, subprocess runs, shared data paths, the
+official dataset pyramid."""
 
 import os
 import pathlib
@@ -99,3 +100,17 @@ def reference_ops():
   """Runs the block with every op on its pure-TF reference: the op policy's scope."""
   from sg2tf import custom_ops  # pylint: disable=g-import-not-at-top
   return custom_ops.implementation('ref')
+
+
+def official_levels(img):
+  """NVIDIA's dataset_tool pyramid, restated with strided slicing: img [C, H, W] uint8 -> one
+  uint8 array per level. Each level is the 2x2 mean of the previous level's float values (not
+  of its rounded ones), rounded with rint for writing, as the official TFRecordExporter does."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  out = [img]
+  x = img
+  for _ in range(int(np.log2(img.shape[1])) - 2):
+    x = x.astype(np.float32)
+    x = (x[:, 0::2, 0::2] + x[:, 0::2, 1::2] + x[:, 1::2, 0::2] + x[:, 1::2, 1::2]) * 0.25
+    out.append(np.rint(x).clip(0, 255).astype(np.uint8))
+  return out

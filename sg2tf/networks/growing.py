@@ -34,7 +34,7 @@ from sg2tf.networks.generator import MappingThenSynthesis, StyleMixing
 from sg2tf.networks.mapping import MappingNetwork
 from sg2tf.networks.checks import check_mixed_precision, check_resolution, check_ws_and_noise
 from sg2tf.networks.checks import fp16_resolution
-from sg2tf.networks.synthesis import add_synthesis_blocks
+from sg2tf.networks.synthesis import SynthesisLayersMixin, add_synthesis_blocks
 
 # Call-argument sentinel: "the build function's own default" (it differs per network).
 DEFAULT = 'default'
@@ -120,7 +120,7 @@ class LodMixin:
     return tf.switch_case(k, [functools.partial(fn, j) for j in range(max_level + 1)])
 
 
-class GrowingSynthesisBase(LodMixin, keras.layers.Layer):
+class GrowingSynthesisBase(LodMixin, SynthesisLayersMixin, keras.layers.Layer):
   """Shared call logic of the growing synthesis networks.
 
   Subclasses set `img_resolution`, `img_channels`, `w_dim`, `num_ws`, `resolutions` and
@@ -138,14 +138,6 @@ class GrowingSynthesisBase(LodMixin, keras.layers.Layer):
     if y_low is not None:
       y = lerp(y, nearest_upsample(y_low, 2), self._frac(level))
     return y  # [N, res, res, C]
-
-  @property
-  def synthesis_layers(self):
-    return [lyr for blk in self.blocks for lyr in blk.synthesis_layers]
-
-  @property
-  def noise_shapes(self):
-    return [tuple(lyr.noise_const.shape) for lyr in self.synthesis_layers]
 
   def _check_inputs(self, ws, noise):
     return check_ws_and_noise(ws, noise, self.num_ws, self.w_dim, len(self.noise_shapes),

@@ -153,8 +153,21 @@ def add_synthesis_blocks(net, w_dim, img_resolution, img_channels, fmap_base, fm
         conv_clamp=net.conv_clamp, fp16_dtype=fp16_dtype, name=f'b{2 ** k}'))
 
 
+class SynthesisLayersMixin:
+  """For synthesis networks whose `blocks` each list their modulated conv layers."""
+
+  @property
+  def synthesis_layers(self):
+    """The modulated conv layers in official noise/w order (noise0, noise1, ...)."""
+    return [lyr for blk in self.blocks for lyr in blk.synthesis_layers]
+
+  @property
+  def noise_shapes(self):
+    return [tuple(lyr.noise_const.shape) for lyr in self.synthesis_layers]
+
+
 @keras.saving.register_keras_serializable(package='sg2tf')
-class SynthesisNetwork(keras.layers.Layer):
+class SynthesisNetwork(SynthesisLayersMixin, keras.layers.Layer):
   """Official G_synthesis_stylegan2 in NHWC: ws [N, num_ws, w_dim] -> images [N, R, R, C].
 
   num_ws = 2*log2(R) - 2. A block at resolution 2**k has nf(k-1) channels. Noise
@@ -194,15 +207,6 @@ class SynthesisNetwork(keras.layers.Layer):
   def compute_output_shape(self, input_shape=None):  # ws [N, num_ws, w_dim] -> [N, R, R, C]
     n = None if input_shape is None else tuple(input_shape)[0]
     return (n, self.img_resolution, self.img_resolution, self.img_channels)
-
-  @property
-  def synthesis_layers(self):
-    """The modulated conv layers in official noise/w order (noise0, noise1, ...)."""
-    return [lyr for blk in self.blocks for lyr in blk.synthesis_layers]
-
-  @property
-  def noise_shapes(self):
-    return [tuple(lyr.noise_const.shape) for lyr in self.synthesis_layers]
 
   def call(self, ws, noise_mode='random', noise=None, fused_modconv=None, impl=None):
     """ws: [N, num_ws, w_dim]. noise: optional list with one [N or 1, R, R, 1] tensor per

@@ -17,6 +17,7 @@ import numpy as np
 import PIL.Image
 import tensorflow as tf
 
+from tests.testutil import official_levels
 from sg2tf.dataset_tool import create
 from sg2tf.dataset_tool import extract as export
 from sg2tf.dataset_tool import writer as writer_lib
@@ -33,17 +34,6 @@ def read_level(tfrecord_dir, resolution):
   """All images of one resolution, uint8 [N, C, H, W], in record order."""
   path = DatasetInfo.from_dir(tfrecord_dir).file(resolution)
   return np.stack([parse_record(r) for r in tf.data.TFRecordDataset(path).as_numpy_iterator()])
-
-
-def official_levels(img):
-  """NVIDIA's dataset_tool pyramid, restated with strided slicing (float32, rint at the end)."""
-  out = [img]
-  x = img
-  for _ in range(int(np.log2(img.shape[1])) - 2):
-    x = x.astype(np.float32)
-    x = (x[:, 0::2, 0::2] + x[:, 0::2, 1::2] + x[:, 1::2, 0::2] + x[:, 1::2, 1::2]) * 0.25
-    out.append(np.rint(x).clip(0, 255).astype(np.uint8))
-  return out
 
 
 def run_tool(*args):

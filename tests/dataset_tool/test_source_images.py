@@ -9,20 +9,10 @@ import numpy as np
 import PIL.Image
 import tensorflow as tf
 
+from tests.testutil import official_levels
 from sg2tf.dataset_tool import source_images as images_lib
 from sg2tf.dataset_tool.levels import build_levels
 from sg2tf.dataset_tool.levels import num_levels
-
-
-def official_levels(img):
-  """NVIDIA's dataset_tool pyramid, restated with strided slicing (float32, rint per level)."""
-  out = [img]
-  x = img
-  for _ in range(int(np.log2(img.shape[1])) - 2):
-    x = x.astype(np.float32)
-    x = (x[:, 0::2, 0::2] + x[:, 0::2, 1::2] + x[:, 1::2, 0::2] + x[:, 1::2, 1::2]) * 0.25
-    out.append(np.rint(x).clip(0, 255).astype(np.uint8))
-  return out
 
 
 class LevelsTest(tf.test.TestCase, parameterized.TestCase):
