@@ -15,14 +15,21 @@ growing: D recognises the images it was trained on rather than real faces (paper
 The run is ~50x shorter than the paper's, on one CPU core, so the network is small
 (fmap_base 512, fmap_max 256: 16 channels at 64x64 ... 256 at 4x4; ~1M parameters each) and
 ADA's speed is scaled with it: --ada_kimg 20 instead of 500 (p can move by 1 in 20 kimg).
-Other settings follow StyleGAN2-ADA's `auto` config for 64x64: R1 gamma 0.0002 * 64^2 / 16,
-lr 0.0025, G_ema half-life 5 kimg with ramp-up 0.05, batch 16.
+Other settings follow the formulas of StyleGAN2-ADA's `auto` config for 64x64 at batch 16
+(`auto` itself would take 32 on one GPU): R1 gamma 0.0002 * 64^2 / 16, lr 0.0025, G_ema
+half-life 16 * 10 / 32 = 5 kimg with ramp-up 0.05.
 
-  python experiments/ada_att_faces.py --mode=noaug        # ~25 min on one core
-  python experiments/ada_att_faces.py --mode=ada          # ~35 min
+  python experiments/ada_att_faces.py --mode=noaug        # 48 kimg: ~65 min on a free core
+  python experiments/ada_att_faces.py --mode=ada          # ~110 min (the augmentation's cost)
   python experiments/ada_att_faces.py --plot              # results/ada_att_faces.png
 
-Not a test: it runs for half an hour and its numbers depend on the machine's load. The
+The two runs can share a work folder (--work) once its datasets exist; run them on separate
+cores (e.g. `taskset -c 0` and `taskset -c 1`). --plot draws running means over --smooth
+records, and writes results/ada_att_faces_summary.json: means over the last --last_kimg kimg
+and over the run's first half of r_t, the gap, and the held-out position (where D puts the
+held-out photos between the training photos and the fakes).
+
+Not a test: it runs for hours and its numbers depend on the machine's load. The
 source folder must exist (`--source`, default ../shared/datasets/att_faces next to the repo).
 """
 
@@ -162,6 +169,39 @@ def run(args):
   print(f'Wrote {out_path}')
 
 
+def _smooth(values, window):
+  """Trailing running mean over `window` records (the first ones over what exists)."""
+  out = []
+  for i in range(len(values)):
+    part = values[max(0, i - window + 1):i + 1]
+    out.append(sum(part) / len(part))
+  return out
+
+
+def held_out_position(rec):
+  """Where D puts the held-out photos between the training photos (0) and G's fakes (1):
+  (D(train) - D(held)) / (D(train) - D(fakes)). The raw gap moves with D's overall logit
+  scale, which swings by several units between records; this ratio does not."""
+  spread = rec['D_train'] - rec['D_fake']
+  return rec['gap'] / spread if spread > 1e-6 else float('nan')
+
+
+def summarize(recs, last_kimg):
+  """Means over the records of the last `last_kimg` kimg and over the first half of the run."""
+  end = recs[-1]['kimg']
+  late = [r for r in recs if r['kimg'] > end - last_kimg and r['r_t'] is not None]
+  early = [r for r in recs if 0 < r['kimg'] <= end / 2 and r['r_t'] is not None]
+  mean = lambda rs, f: sum(f(r) for r in rs) / max(len(rs), 1)  # pylint: disable=unnecessary-lambda-assignment
+  return {
+      'kimg': end, 'minutes': recs[-1]['sec'] / 60, 'p_final': recs[-1]['p'],
+      'late_from_kimg': end - last_kimg,
+      'r_t_late': mean(late, lambda r: r['r_t']), 'gap_late': mean(late, lambda r: r['gap']),
+      'gap_early': mean(early, lambda r: r['gap']),
+      'held_pos_late': mean(late, held_out_position),
+      'held_pos_early': mean(early, held_out_position),
+      'gap_max': max(r['gap'] for r in recs)}
+
+
 def plot(args):
   from PIL import Image  # pylint: disable=g-import-not-at-top
   sys.path.insert(0, str(REPO / 'experiments'))
@@ -170,24 +210,31 @@ def plot(args):
   for mode in ('noaug', 'ada'):
     path = RESULTS / f'ada_att_faces_{mode}.json'
     if path.is_file():
-      runs[mode] = json.loads(path.read_text())['records']
+      runs[mode] = [r for r in json.loads(path.read_text())['records'] if r['kimg'] > 0]
   colors = {'noaug': plot_lib.COLORS[1], 'ada': plot_lib.COLORS[0]}
-  get = lambda recs, k: ([r['kimg'] for r in recs if r[k] is not None],  # pylint: disable=unnecessary-lambda-assignment
-                         [r[k] for r in recs if r[k] is not None])
+  w = args.smooth
+
+  def series(mode, recs, key, smooth=True, label=None, dashed=False):
+    pts = [(r['kimg'], key(r) if callable(key) else r[key]) for r in recs]
+    pts = [(x, y) for x, y in pts if y is not None]
+    ys = [y for _, y in pts]
+    return plot_lib.Series(label or mode, [x for x, _ in pts], _smooth(ys, w) if smooth else ys,
+                           colors[mode], dashed=dashed)
+  sm = f' ({w}-kimg running mean)' if w > 1 else ''
   panels = [
-      plot_lib.Panel('r_t = E[sign D(augmented train reals)]; ADA target 0.6', 'kimg', 'r_t',
-                     [plot_lib.Series(m, *get(r, 'r_t'), colors[m]) for m, r in runs.items()],
-                     hlines=[0.6]),
-      plot_lib.Panel('D(train) - D(held-out): mean logit gap', 'kimg', 'gap',
-                     [plot_lib.Series(m, *get(r, 'gap'), colors[m]) for m, r in runs.items()],
-                     hlines=[0.0]),
-      plot_lib.Panel('mean D logit: train (solid), held-out (dashed)', 'kimg', 'logit',
-                     [plot_lib.Series(f'{m} train', *get(r, 'D_train'), colors[m])
-                      for m, r in runs.items()] +
-                     [plot_lib.Series(f'{m} held', *get(r, 'D_held'), colors[m], dashed=True)
+      plot_lib.Panel(f'r_t = E[sign D(augmented train reals)]{sm}; target 0.6', 'kimg', 'r_t',
+                     [series(m, r, 'r_t') for m, r in runs.items()], hlines=[0.6]),
+      plot_lib.Panel(f'D(train) - D(held-out): mean logit gap{sm}', 'kimg', 'gap',
+                     [series(m, r, 'gap') for m, r in runs.items()], hlines=[0.0]),
+      plot_lib.Panel(f'held-out between train (0) and fakes (1){sm}', 'kimg', 'position',
+                     [series(m, r, held_out_position) for m, r in runs.items()], hlines=[0.0]),
+      plot_lib.Panel('mean D logit: train (solid), held-out (dashed), per record', 'kimg',
+                     'logit',
+                     [series(m, r, 'D_train', False, f'{m} train') for m, r in runs.items()] +
+                     [series(m, r, 'D_held', False, f'{m} held', True)
                       for m, r in runs.items()]),
-      plot_lib.Panel('augmentation strength p (ada)', 'kimg', 'p',
-                     [plot_lib.Series(m, *get(r, 'p'), colors[m]) for m, r in runs.items()]),
+      plot_lib.Panel('augmentation strength p', 'kimg', 'p',
+                     [series(m, r, 'p', False) for m, r in runs.items()]),
   ]
   extra = []
   for mode in runs:
@@ -196,10 +243,17 @@ def plot(args):
       extra.append(Image.open(png).convert('RGB'))
   out = plot_lib.save_panels(str(RESULTS / 'ada_att_faces.png'), panels, columns=2,
                              extra=extra)
-  for mode, recs in runs.items():
-    last = recs[-1]
-    print(f'{mode}: kimg {last["kimg"]:.1f}, gap {last["gap"]:.3f}, p {last["p"]:.3f}, '
-          f'max gap {max(r["gap"] for r in recs):.3f}, time {last["sec"] / 60:.0f} min')
+  summary = {m: summarize(r, args.last_kimg) for m, r in runs.items() if r}
+  for mode, s in summary.items():
+    print(f'{mode}: {s["kimg"]:.0f} kimg in {s["minutes"]:.0f} min; over kimg '
+          f'{s["late_from_kimg"]:.0f}-{s["kimg"]:.0f}: r_t {s["r_t_late"]:.3f}, gap '
+          f'{s["gap_late"]:.3f} (first half {s["gap_early"]:.3f}), held-out position '
+          f'{s["held_pos_late"]:.3f} (first half {s["held_pos_early"]:.3f}); max gap '
+          f'{s["gap_max"]:.3f}; final p {s["p_final"]:.3f}')
+  tmp = str(RESULTS / 'ada_att_faces_summary.json.tmp')
+  with open(tmp, 'w') as f:
+    json.dump(summary, f, indent=1)
+  os.replace(tmp, str(RESULTS / 'ada_att_faces_summary.json'))
   print(f'Wrote {out}')
 
 
@@ -207,13 +261,17 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--mode', choices=['noaug', 'ada'])
   parser.add_argument('--plot', action='store_true')
-  parser.add_argument('--kimg', type=float, default=16.0)
-  parser.add_argument('--eval_kimg', type=float, default=0.5)
+  parser.add_argument('--kimg', type=float, default=48.0)
+  parser.add_argument('--eval_kimg', type=float, default=1.0)
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--threads', type=int, default=1)
   parser.add_argument('--source', default=_default_source())
   parser.add_argument('--work', default=None, help='folder for datasets and run dirs')
   parser.add_argument('--out', default=None)
+  parser.add_argument('--smooth', type=int, default=5,
+                      help='--plot: running mean over this many records')
+  parser.add_argument('--last_kimg', type=float, default=16.0,
+                      help='--plot: the summary averages over the last this many kimg')
   args = parser.parse_args()
   if args.plot:
     plot(args)
