@@ -203,7 +203,7 @@ def summarize(recs, last_kimg):
 
 
 def plot(args):
-  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from PIL import Image, ImageDraw  # pylint: disable=g-import-not-at-top
   sys.path.insert(0, str(REPO / 'experiments'))
   import plot as plot_lib  # pylint: disable=g-import-not-at-top
   runs = {}
@@ -240,7 +240,12 @@ def plot(args):
   for mode in runs:
     png = RESULTS / f'ada_att_faces_{mode}_fakes.png'
     if png.is_file():
-      extra.append(Image.open(png).convert('RGB'))
+      grid = Image.open(png).convert('RGB')
+      tile = Image.new('RGB', (grid.width, grid.height + 20), (255, 255, 255))
+      ImageDraw.Draw(tile).text((4, 4), f'{mode}: G_ema samples at the end of the run',
+                                fill=(0, 0, 0))
+      tile.paste(grid, (0, 20))
+      extra.append(tile)
   out = plot_lib.save_panels(str(RESULTS / 'ada_att_faces.png'), panels, columns=2,
                              extra=extra)
   summary = {m: summarize(r, args.last_kimg) for m, r in runs.items() if r}
